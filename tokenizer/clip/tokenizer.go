@@ -16,8 +16,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
-	"path/filepath"
+	"path"
 	"strings"
 	"sync"
 	"unicode/utf8"
@@ -65,35 +66,60 @@ func pairKey(a, b int32) uint64 { return uint64(uint32(a))<<32 | uint64(uint32(b
 // tokenizer_config.json, which name the special tokens (the pad token is
 // "<|endoftext|>" for SD 1.x and "!" for SD 2.x) and the maximum length.
 func Load(dir string) (*Tokenizer, error) {
-	vocabPath := filepath.Join(dir, "vocab.json")
-	vocabData, err := os.ReadFile(vocabPath)
+	t, err := LoadFS(os.DirFS(dir), ".")
+	if err != nil {
+		return nil, fmt.Errorf("%w (in %s)", err, dir)
+	}
+	return t, nil
+}
+
+// LoadFS is Load reading the folder dir of fsys.
+func LoadFS(fsys fs.FS, dir string) (*Tokenizer, error) {
+	vocabPath := path.Join(dir, "vocab.json")
+	vocabData, err := fs.ReadFile(fsys, vocabPath)
 	if err != nil {
 		return nil, fmt.Errorf("clip tokenizer: %w", err)
 	}
-	mergesPath := filepath.Join(dir, "merges.txt")
-	mergesData, err := os.ReadFile(mergesPath)
+	mergesPath := path.Join(dir, "merges.txt")
+	mergesData, err := fs.ReadFile(fsys, mergesPath)
 	if err != nil {
 		return nil, fmt.Errorf("clip tokenizer: %w", err)
 	}
-	sp := specials{bos: startOfText, eos: endOfText, pad: endOfText, unk: endOfText, maxLength: DefaultMaxLength}
+	var configs []namedConfig
 	// special_tokens_map.json takes precedence over tokenizer_config.json,
 	// as in Hugging Face transformers.
 	for _, name := range []string{"tokenizer_config.json", "special_tokens_map.json"} {
-		p := filepath.Join(dir, name)
-		data, err := os.ReadFile(p)
-		if errors.Is(err, os.ErrNotExist) {
+		p := path.Join(dir, name)
+		data, err := fs.ReadFile(fsys, p)
+		if errors.Is(err, fs.ErrNotExist) {
 			continue
 		}
 		if err != nil {
 			return nil, fmt.Errorf("clip tokenizer: %w", err)
 		}
-		if err := sp.parse(data); err != nil {
-			return nil, fmt.Errorf("clip tokenizer: %s: %w", p, err)
+		configs = append(configs, namedConfig{p, data})
+	}
+	return fromData(vocabData, mergesData, configs)
+}
+
+type namedConfig struct {
+	name string
+	data []byte
+}
+
+// fromData builds a tokenizer from the contents of vocab.json, merges.txt
+// and the special-token configuration files, later files taking
+// precedence.
+func fromData(vocab, merges []byte, configs []namedConfig) (*Tokenizer, error) {
+	sp := specials{bos: startOfText, eos: endOfText, pad: endOfText, unk: endOfText, maxLength: DefaultMaxLength}
+	for _, c := range configs {
+		if err := sp.parse(c.data); err != nil {
+			return nil, fmt.Errorf("clip tokenizer: %s: %w", c.name, err)
 		}
 	}
-	t, err := build(vocabData, mergesData, sp)
+	t, err := build(vocab, merges, sp)
 	if err != nil {
-		return nil, fmt.Errorf("clip tokenizer %s: %w", dir, err)
+		return nil, fmt.Errorf("clip tokenizer: %w", err)
 	}
 	return t, nil
 }
