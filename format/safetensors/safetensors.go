@@ -284,8 +284,9 @@ func parse(path string, whole []byte) (*File, error) {
 		infos = append(infos, info)
 		f.names = append(f.names, name)
 	}
-	// No overlap: sorted by start offset, each tensor must begin at or after
-	// the previous one's end.
+	// No overlap: sorted by (start, end) offset, each tensor must begin at
+	// or after the previous one's end. An empty tensor may share its start
+	// with the tensor that follows it.
 	sort.Slice(infos, func(a, b int) bool {
 		if infos[a].Begin != infos[b].Begin {
 			return infos[a].Begin < infos[b].Begin
@@ -294,7 +295,7 @@ func parse(path string, whole []byte) (*File, error) {
 	})
 	for k := 1; k < len(infos); k++ {
 		prev, cur := infos[k-1], infos[k]
-		if cur.Begin < prev.End || (cur.Begin == prev.Begin && cur.End > cur.Begin) {
+		if cur.Begin < prev.End {
 			return nil, fail(cur.Name, "data [%d,%d] overlaps tensor %s [%d,%d]", cur.Begin, cur.End, prev.Name, prev.Begin, prev.End)
 		}
 	}

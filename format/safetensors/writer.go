@@ -41,7 +41,7 @@ func I64(name string, shape []int, values []int64) Tensor {
 	return Tensor{Name: name, DType: tensor.I64, Shape: shape, Data: b}
 }
 
-// WriteFile writes tensors (sorted by name) and metadata to path
+// WriteFile writes tensors and metadata to path
 // atomically: the file appears whole under its name or not at all.
 func WriteFile(path string, tensors []Tensor, metadata map[string]string) error {
 	return atomicfile.Write(path, 0o644, func(w io.Writer) error {
@@ -53,10 +53,18 @@ func WriteFile(path string, tensors []Tensor, metadata map[string]string) error 
 	})
 }
 
-// Encode writes a safetensors stream to w.
+// Encode writes a safetensors stream to w. As the reference writer does, it
+// lays tensors out by decreasing element size, then by name, so that every
+// tensor starts at a multiple of its element size (the header is padded to
+// a multiple of 8 bytes).
 func Encode(w io.Writer, tensors []Tensor, metadata map[string]string) error {
 	sorted := append([]Tensor(nil), tensors...)
-	sort.Slice(sorted, func(a, b int) bool { return sorted[a].Name < sorted[b].Name })
+	sort.Slice(sorted, func(a, b int) bool {
+		if sa, sb := sorted[a].DType.Size(), sorted[b].DType.Size(); sa != sb {
+			return sa > sb
+		}
+		return sorted[a].Name < sorted[b].Name
+	})
 	header := make(map[string]any, len(sorted)+1)
 	if len(metadata) > 0 {
 		header["__metadata__"] = metadata
@@ -71,6 +79,11 @@ func Encode(w io.Writer, tensors []Tensor, metadata map[string]string) error {
 		}
 		if t.DType.Size() == 0 {
 			return fmt.Errorf("safetensors: tensor %s: unknown dtype %q", t.Name, t.DType)
+		}
+		for _, d := range t.Shape {
+			if d < 0 {
+				return fmt.Errorf("safetensors: tensor %s: bad shape %v", t.Name, t.Shape)
+			}
 		}
 		size := int64(tensor.NumElements(t.Shape) * t.DType.Size())
 		if t.WriteData == nil && int64(len(t.Data)) != size {
