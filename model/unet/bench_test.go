@@ -1,0 +1,64 @@
+package unet
+
+import (
+	"math/rand/v2"
+	"os"
+	"testing"
+
+	"github.com/pigment-sd/pigment/internal/testmodel"
+	"github.com/pigment-sd/pigment/kernels"
+	"github.com/pigment-sd/pigment/kernels/ref"
+	"github.com/pigment-sd/pigment/tensor"
+)
+
+// benchKernels picks the kernels the benchmarks run on from
+// PIGMENT_KERNELS: "ref" (the default; a 512x512 step takes far too long
+// with it to be useful) or "null" (no arithmetic: measures what the network
+// costs besides its kernels). Add faster implementations here.
+func benchKernels(b *testing.B) kernels.Kernels {
+	switch name := os.Getenv("PIGMENT_KERNELS"); name {
+	case "", "ref":
+		return ref.New()
+	case "null":
+		return testmodel.NullKernels{}
+	default:
+		b.Fatalf("PIGMENT_KERNELS=%q: unknown kernels (ref, null)", name)
+		return nil
+	}
+}
+
+// BenchmarkUNetSD15Step512 runs one full-size SD 1.5 UNet step at 512x512
+// (64x64 latents, batch 2 as classifier-free guidance does) with random
+// float16 weights built in memory (~1.7 GB; a few seconds to generate,
+// outside the timer). It reports the peak of live activations.
+//
+//	PIGMENT_KERNELS=ref go test -run '^$' -bench UNetSD15Step512 -benchtime 1x ./model/unet
+func BenchmarkUNetSD15Step512(b *testing.B) {
+	if testing.Short() {
+		b.Skip("full-size UNet step; skipped in -short")
+	}
+	k := benchKernels(b)
+	data := realConfig(b, "stable-diffusion-v1-5")
+	cfg, err := ParseConfig(data)
+	if err != nil {
+		b.Fatal(err)
+	}
+	u, err := New(data, testmodel.Random(WeightShapes(cfg), 1, tensor.F16), k)
+	if err != nil {
+		b.Fatal(err)
+	}
+	r := rand.New(rand.NewPCG(1, 2))
+	sample, context := tensor.New(2, 4, 64, 64), tensor.New(2, 77, 768)
+	for _, t := range []*tensor.Tensor{sample, context} {
+		for i := range t.Data {
+			t.Data[i] = float32(r.NormFloat64())
+		}
+	}
+	b.ResetTimer()
+	for b.Loop() {
+		if _, err := u.Forward(sample, 981, context); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(u.Arena().Stats().Peak)/1e6, "peak-MB")
+}

@@ -1,0 +1,433 @@
+// Package vae is Stable Diffusion's image autoencoder, diffusers'
+// AutoencoderKL (v0.21): the encoder maps an image in [-1, 1] to the mean
+// and log-variance of a diagonal Gaussian over latents, the decoder maps
+// latents back to an image.
+//
+// Weights use diffusers' state-dict names (encoder.*, decoder.*,
+// quant_conv.*, post_quant_conv.*; the mid-block attention as
+// *.mid_block.attentions.0.{group_norm,to_q,to_k,to_v,to_out.0}).
+//
+// Memory: the decoder's last blocks work at full image resolution. At
+// 512x512 the first resnet of the last up block holds its 256-channel input,
+// that input normalized, and its 128-channel conv output at once (268 + 268
+// + 134 MB), so a decode peaks at 0.67 GB of live activations and an encode
+// at 0.54 GB (measured by TestActivationMemory). Activations come from an
+// arena reused across calls (it holds about 1 GB after a decode and an
+// encode at 512x512); the kernels' own scratch comes on top.
+package vae
+
+import (
+	"encoding/json"
+	"fmt"
+	"strconv"
+
+	"github.com/pigment-sd/pigment/kernels"
+	"github.com/pigment-sd/pigment/nn"
+	"github.com/pigment-sd/pigment/tensor"
+	"github.com/pigment-sd/pigment/weights"
+)
+
+// Options are the network options shared by all models. The VAE's hook
+// names are "post_quant_conv", "decoder.conv_in", "decoder.mid_block",
+// "decoder.up_blocks.N" (decoding) and "encoder.down_blocks.N",
+// "encoder.mid_block", "quant_conv" (encoding; the raw moments before the
+// log-variance clamp).
+type Options = nn.Options
+
+// Config is diffusers' AutoencoderKL configuration. Keys missing from
+// config.json take diffusers' defaults.
+type Config struct {
+	InChannels       int      `json:"in_channels"`
+	OutChannels      int      `json:"out_channels"`
+	DownBlockTypes   []string `json:"down_block_types"`
+	UpBlockTypes     []string `json:"up_block_types"`
+	BlockOutChannels []int    `json:"block_out_channels"`
+	LayersPerBlock   int      `json:"layers_per_block"`
+	ActFn            string   `json:"act_fn"`
+	LatentChannels   int      `json:"latent_channels"`
+	NormNumGroups    int      `json:"norm_num_groups"`
+	SampleSize       int      `json:"sample_size"`
+	// ScalingFactor multiplies encoded latents before diffusion; Decode
+	// expects latents already divided by it.
+	ScalingFactor        float64 `json:"scaling_factor"`
+	ForceUpcast          bool    `json:"force_upcast"`
+	MidBlockAddAttention bool    `json:"mid_block_add_attention"`
+	UseQuantConv         bool    `json:"use_quant_conv"`
+	UsePostQuantConv     bool    `json:"use_post_quant_conv"`
+}
+
+// DefaultConfig is diffusers' AutoencoderKL default.
+func DefaultConfig() Config {
+	return Config{
+		InChannels: 3, OutChannels: 3,
+		DownBlockTypes: []string{"DownEncoderBlock2D"}, UpBlockTypes: []string{"UpDecoderBlock2D"},
+		BlockOutChannels: []int{64}, LayersPerBlock: 1, ActFn: "silu", LatentChannels: 4,
+		NormNumGroups: 32, SampleSize: 32, ScalingFactor: 0.18215, ForceUpcast: true,
+		MidBlockAddAttention: true, UseQuantConv: true, UsePostQuantConv: true,
+	}
+}
+
+// Limits on config values, so a hostile config cannot ask for absurd sizes.
+const (
+	maxChannels = 1 << 15
+	maxBlocks   = 16
+	maxLayers   = 64
+)
+
+// ParseConfig reads a diffusers AutoencoderKL config.json and validates it.
+func ParseConfig(data []byte) (Config, error) {
+	cfg := DefaultConfig()
+	if err := json.Unmarshal(data, &cfg); err != nil {
+		return Config{}, fmt.Errorf("vae: config: %w", err)
+	}
+	if err := cfg.Validate(); err != nil {
+		return Config{}, err
+	}
+	return cfg, nil
+}
+
+// Validate checks that the network can be built from c.
+func (c Config) Validate() error {
+	n := len(c.BlockOutChannels)
+	switch {
+	case n == 0 || n > maxBlocks:
+		return fmt.Errorf("vae: config: %d blocks (want 1..%d)", n, maxBlocks)
+	case len(c.DownBlockTypes) != n || len(c.UpBlockTypes) != n:
+		return fmt.Errorf("vae: config: down_block_types (%d), up_block_types (%d) and block_out_channels (%d) differ in length",
+			len(c.DownBlockTypes), len(c.UpBlockTypes), n)
+	case c.InChannels <= 0 || c.InChannels > maxChannels || c.OutChannels <= 0 || c.OutChannels > maxChannels:
+		return fmt.Errorf("vae: config: in_channels %d / out_channels %d out of range", c.InChannels, c.OutChannels)
+	case c.LatentChannels <= 0 || c.LatentChannels > maxChannels:
+		return fmt.Errorf("vae: config: latent_channels %d out of range", c.LatentChannels)
+	case c.LayersPerBlock <= 0 || c.LayersPerBlock > maxLayers:
+		return fmt.Errorf("vae: config: layers_per_block %d out of range", c.LayersPerBlock)
+	case c.NormNumGroups <= 0:
+		return fmt.Errorf("vae: config: norm_num_groups %d out of range", c.NormNumGroups)
+	case c.ActFn != "silu":
+		return fmt.Errorf("vae: config: act_fn %q is not supported (silu)", c.ActFn)
+	}
+	for i := 0; i < n; i++ {
+		if ch := c.BlockOutChannels[i]; ch <= 0 || ch > maxChannels || ch%c.NormNumGroups != 0 {
+			return fmt.Errorf("vae: config: block_out_channels[%d] = %d is not a positive multiple of norm_num_groups %d", i, ch, c.NormNumGroups)
+		}
+		if c.DownBlockTypes[i] != "DownEncoderBlock2D" {
+			return fmt.Errorf("vae: config: down block type %q is not supported (DownEncoderBlock2D)", c.DownBlockTypes[i])
+		}
+		if c.UpBlockTypes[i] != "UpDecoderBlock2D" {
+			return fmt.Errorf("vae: config: up block type %q is not supported (UpDecoderBlock2D)", c.UpBlockTypes[i])
+		}
+	}
+	return nil
+}
+
+// VAE is the autoencoder. Encode and Decode are not safe for concurrent
+// use.
+type VAE struct {
+	cfg  Config
+	opts Options
+	ctx  *nn.Ctx
+
+	quantConv, postQuantConv *nn.Conv2d // nil when the config turns them off
+	enc, dec                 coder
+}
+
+// coder is the encoder or the decoder: conv_in, blocks, mid block,
+// GroupNorm+SiLU, conv_out.
+type coder struct {
+	convIn  *nn.Conv2d
+	blocks  []*block
+	mid     [2]*nn.ResnetBlock2D
+	attn    *nn.AttentionBlock // nil without mid-block attention
+	normOut *nn.GroupNorm
+	convOut *nn.Conv2d
+}
+
+type block struct {
+	resnets    []*nn.ResnetBlock2D
+	downsample *nn.Downsample2D
+	upsample   *nn.Upsample2D
+}
+
+// GroupNorm eps of every VAE norm.
+const eps = 1e-6
+
+// New builds the autoencoder from a diffusers config.json and its weights.
+// At most one Options value is used.
+func New(cfg []byte, src weights.Source, k kernels.Kernels, opts ...Options) (*VAE, error) {
+	c, err := ParseConfig(cfg)
+	if err != nil {
+		return nil, err
+	}
+	var o Options
+	if len(opts) > 0 {
+		o = opts[0]
+	}
+	v, err := build(c, src)
+	if err != nil {
+		return nil, fmt.Errorf("vae: %w", err)
+	}
+	v.opts, v.ctx = o, nn.NewCtx(k, o)
+	return v, nil
+}
+
+// WeightShapes lists every tensor the autoencoder reads, with its shape.
+// It returns nil if cfg is invalid.
+func WeightShapes(cfg Config) map[string][]int {
+	if cfg.Validate() != nil {
+		return nil
+	}
+	shapes, err := nn.RecordShapes(func(src weights.Source) error {
+		_, err := build(cfg, src)
+		return err
+	})
+	if err != nil {
+		return nil
+	}
+	return shapes
+}
+
+// Config returns the model's configuration.
+func (v *VAE) Config() Config { return v.cfg }
+
+// Arena exposes the model's activation arena (for memory statistics, or
+// Release after an unusual image size).
+func (v *VAE) Arena() *nn.Arena { return v.ctx.Arena }
+
+func build(c Config, src weights.Source) (*VAE, error) {
+	v := &VAE{cfg: c}
+	n := len(c.BlockOutChannels)
+	g := c.NormNumGroups
+	top := c.BlockOutChannels[n-1]
+	lat := c.LatentChannels
+	var err error
+
+	mid := func(cd *coder, p string) error {
+		for j := 0; j < 2; j++ {
+			if cd.mid[j], err = nn.NewResnetBlock2D(src, fmt.Sprintf("%s.mid_block.resnets.%d", p, j), top, top, 0, g, eps); err != nil {
+				return err
+			}
+		}
+		if c.MidBlockAddAttention {
+			cd.attn, err = nn.NewAttentionBlock(src, p+".mid_block.attentions.0", top, 1, g, eps)
+		}
+		return err
+	}
+
+	// Encoder.
+	e := &v.enc
+	if e.convIn, err = nn.NewConv2d(src, "encoder.conv_in", c.InChannels, c.BlockOutChannels[0], 3, 1, 1); err != nil {
+		return nil, err
+	}
+	out := c.BlockOutChannels[0]
+	for i := 0; i < n; i++ {
+		in := out
+		out = c.BlockOutChannels[i]
+		p := "encoder.down_blocks." + strconv.Itoa(i)
+		b := &block{}
+		for j := 0; j < c.LayersPerBlock; j++ {
+			rin := out
+			if j == 0 {
+				rin = in
+			}
+			r, err := nn.NewResnetBlock2D(src, fmt.Sprintf("%s.resnets.%d", p, j), rin, out, 0, g, eps)
+			if err != nil {
+				return nil, err
+			}
+			b.resnets = append(b.resnets, r)
+		}
+		if i < n-1 {
+			if b.downsample, err = nn.NewDownsample2D(src, p+".downsamplers.0", out, 0); err != nil {
+				return nil, err
+			}
+		}
+		e.blocks = append(e.blocks, b)
+	}
+	if err := mid(e, "encoder"); err != nil {
+		return nil, err
+	}
+	if e.normOut, err = nn.NewGroupNorm(src, "encoder.conv_norm_out", g, top, eps); err != nil {
+		return nil, err
+	}
+	if e.convOut, err = nn.NewConv2d(src, "encoder.conv_out", top, 2*lat, 3, 1, 1); err != nil {
+		return nil, err
+	}
+	if c.UseQuantConv {
+		if v.quantConv, err = nn.NewConv2d(src, "quant_conv", 2*lat, 2*lat, 1, 1, 0); err != nil {
+			return nil, err
+		}
+	}
+
+	// Decoder.
+	if c.UsePostQuantConv {
+		if v.postQuantConv, err = nn.NewConv2d(src, "post_quant_conv", lat, lat, 1, 1, 0); err != nil {
+			return nil, err
+		}
+	}
+	d := &v.dec
+	if d.convIn, err = nn.NewConv2d(src, "decoder.conv_in", lat, top, 3, 1, 1); err != nil {
+		return nil, err
+	}
+	if err := mid(d, "decoder"); err != nil {
+		return nil, err
+	}
+	out = top
+	for i := 0; i < n; i++ {
+		in := out
+		out = c.BlockOutChannels[n-1-i]
+		p := "decoder.up_blocks." + strconv.Itoa(i)
+		b := &block{}
+		for j := 0; j < c.LayersPerBlock+1; j++ {
+			rin := out
+			if j == 0 {
+				rin = in
+			}
+			r, err := nn.NewResnetBlock2D(src, fmt.Sprintf("%s.resnets.%d", p, j), rin, out, 0, g, eps)
+			if err != nil {
+				return nil, err
+			}
+			b.resnets = append(b.resnets, r)
+		}
+		if i < n-1 {
+			if b.upsample, err = nn.NewUpsample2D(src, p+".upsamplers.0", out); err != nil {
+				return nil, err
+			}
+		}
+		d.blocks = append(d.blocks, b)
+	}
+	if d.normOut, err = nn.NewGroupNorm(src, "decoder.conv_norm_out", g, c.BlockOutChannels[0], eps); err != nil {
+		return nil, err
+	}
+	if d.convOut, err = nn.NewConv2d(src, "decoder.conv_out", c.BlockOutChannels[0], c.OutChannels, 3, 1, 1); err != nil {
+		return nil, err
+	}
+	return v, nil
+}
+
+func checkNCHW(what string, t *tensor.Tensor, ch int) error {
+	if t == nil || len(t.Shape) != 4 || t.Shape[1] != ch || t.Shape[0] <= 0 || t.Shape[2] <= 0 || t.Shape[3] <= 0 ||
+		len(t.Data) != tensor.NumElements(t.Shape) {
+		var shape []int
+		if t != nil {
+			shape = t.Shape
+		}
+		return fmt.Errorf("vae: %s shape %v, want [batch, %d, height, width]", what, shape, ch)
+	}
+	return nil
+}
+
+// Decode maps latents [B, latent_channels, h, w] (already divided by the
+// scaling factor) to an image [B, out_channels, h·2^(n-1), w·2^(n-1)]
+// (8x for Stable Diffusion), values roughly in [-1, 1]. Any size works.
+func (v *VAE) Decode(latents *tensor.Tensor) (*tensor.Tensor, error) {
+	if err := checkNCHW("latents", latents, v.cfg.LatentChannels); err != nil {
+		return nil, err
+	}
+	c := v.ctx
+	z := cloneArena(c, latents)
+	if v.postQuantConv != nil {
+		y := v.postQuantConv.Forward(c, z)
+		c.Free(z)
+		z = y
+		v.opts.Emit("post_quant_conv", z)
+	}
+	d := &v.dec
+	x := d.convIn.Forward(c, z)
+	c.Free(z)
+	v.opts.Emit("decoder.conv_in", x)
+	x = d.midForward(c, x)
+	v.opts.Emit("decoder.mid_block", x)
+	for i, b := range d.blocks {
+		for _, r := range b.resnets {
+			y := r.Forward(c, x, nil)
+			c.Free(x)
+			x = y
+		}
+		if b.upsample != nil {
+			y := b.upsample.Forward(c, x, 2*x.Shape[2], 2*x.Shape[3])
+			c.Free(x)
+			x = y
+		}
+		v.opts.Emit("decoder.up_blocks."+strconv.Itoa(i), x)
+	}
+	return c.Detach(v.dec.outForward(c, x)), nil
+}
+
+// Encode maps an image [B, in_channels, H, W] with values in [-1, 1] to the
+// latent distribution's mean and log-variance, each [B, latent_channels,
+// H/2^(n-1), W/2^(n-1)] (odd sizes round down); the log-variance is clamped
+// to [-30, 20] as diffusers' DiagonalGaussianDistribution does. Sampling
+// (mean + exp(logvar/2)·noise) and the scaling factor are left to the
+// caller.
+func (v *VAE) Encode(image *tensor.Tensor) (mean, logvar *tensor.Tensor, err error) {
+	if err := checkNCHW("image", image, v.cfg.InChannels); err != nil {
+		return nil, nil, err
+	}
+	c := v.ctx
+	e := &v.enc
+	x := e.convIn.Forward(c, image)
+	for i, b := range e.blocks {
+		for _, r := range b.resnets {
+			y := r.Forward(c, x, nil)
+			c.Free(x)
+			x = y
+		}
+		if b.downsample != nil {
+			y := b.downsample.Forward(c, x)
+			c.Free(x)
+			x = y
+		}
+		v.opts.Emit("encoder.down_blocks."+strconv.Itoa(i), x)
+	}
+	x = e.midForward(c, x)
+	v.opts.Emit("encoder.mid_block", x)
+	moments := e.outForward(c, x)
+	if v.quantConv != nil {
+		q := v.quantConv.Forward(c, moments)
+		c.Free(moments)
+		moments = q
+		v.opts.Emit("quant_conv", moments)
+	}
+	// moments = cat(mean, logvar) along channels.
+	bsz, lat, h, w := moments.Shape[0], v.cfg.LatentChannels, moments.Shape[2], moments.Shape[3]
+	mean, logvar = tensor.New(bsz, lat, h, w), tensor.New(bsz, lat, h, w)
+	per := lat * h * w
+	for b := 0; b < bsz; b++ {
+		src := moments.Data[b*2*per : (b+1)*2*per]
+		copy(mean.Data[b*per:(b+1)*per], src[:per])
+		lv := logvar.Data[b*per : (b+1)*per]
+		for i, x := range src[per:] {
+			lv[i] = min(max(x, -30), 20)
+		}
+	}
+	c.Free(moments)
+	return mean, logvar, nil
+}
+
+// midForward runs the mid block (resnet, attention, resnet) and frees x.
+func (cd *coder) midForward(c *nn.Ctx, x *tensor.Tensor) *tensor.Tensor {
+	y := cd.mid[0].Forward(c, x, nil)
+	c.Free(x)
+	if cd.attn != nil {
+		z := cd.attn.Forward(c, y)
+		c.Free(y)
+		y = z
+	}
+	z := cd.mid[1].Forward(c, y, nil)
+	c.Free(y)
+	return z
+}
+
+// outForward applies GroupNorm+SiLU and conv_out and frees x.
+func (cd *coder) outForward(c *nn.Ctx, x *tensor.Tensor) *tensor.Tensor {
+	n := cd.normOut.Forward(c, x, true)
+	c.Free(x)
+	y := cd.convOut.Forward(c, n)
+	c.Free(n)
+	return y
+}
+
+func cloneArena(c *nn.Ctx, x *tensor.Tensor) *tensor.Tensor {
+	y := c.New(x.Shape...)
+	copy(y.Data, x.Data)
+	return y
+}
