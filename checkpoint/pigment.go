@@ -1,0 +1,80 @@
+package checkpoint
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"path/filepath"
+
+	"github.com/pigment-sd/pigment/format/pigmentpkg"
+)
+
+// KindPigment is the kind of a pigment package (see package pigmentpkg).
+const KindPigment = "pigment"
+
+// openPackage opens a pigment package: a folder with pigment.json whose
+// components hold config.json and weights.safetensors with float and
+// palettized tensors. Palettized tensors stay compressed in memory; layers
+// expand the rows they use.
+func openPackage(dir string, opt Options) (m *Model, err error) {
+	man, err := pigmentpkg.ReadManifest(dir)
+	if err != nil {
+		return nil, err
+	}
+	m = &Model{Path: dir, Kind: KindPigment, Family: man.Source.Family, Components: map[string]*Component{}, Manifest: man}
+	defer func() {
+		if err != nil {
+			m.Close()
+		}
+	}()
+	for _, name := range opt.Components {
+		if _, ok := man.Components[name]; !ok {
+			return nil, fmt.Errorf("pigment package %s: no component %s (it has %v)", dir, name, keys(man.Components))
+		}
+		cdir := filepath.Join(dir, name)
+		raw, cfg, err := readJSONObject(filepath.Join(cdir, pigmentpkg.ConfigFile))
+		if err != nil {
+			return nil, fmt.Errorf("load %s: %w", name, err)
+		}
+		if raw, _, err = applyOverrides(raw, cfg, opt.Config[name]); err != nil {
+			return nil, fmt.Errorf("load %s: %w", name, err)
+		}
+		path := filepath.Join(cdir, pigmentpkg.WeightsFile)
+		w, err := pigmentpkg.OpenWeights(path)
+		if err != nil {
+			return nil, fmt.Errorf("load %s: %w", name, err)
+		}
+		m.closers = append(m.closers, w.Close)
+		m.Components[name] = &Component{Name: name, Config: raw, Weights: w, Files: []string{path}}
+	}
+	schedPath := filepath.Join(dir, "scheduler", "scheduler_config.json")
+	if raw, _, err := readJSONObject(schedPath); err == nil {
+		m.Scheduler = raw
+	} else if errors.Is(err, fs.ErrNotExist) {
+		pred := "epsilon"
+		if m.Family == FamilySD2 {
+			pred = "v_prediction"
+		}
+		if opt.PredictionType != "" {
+			pred = opt.PredictionType
+		}
+		if m.Scheduler, err = encodeConfig(schedulerConfig(pred)); err != nil {
+			return nil, err
+		}
+		m.note("no %s; using the default %s scheduler config (%s)", schedPath, m.Family, pred)
+	} else {
+		return nil, err
+	}
+	if m.TokenizerDir, err = findTokenizer(dir); err != nil {
+		return nil, err
+	}
+	return m, nil
+}
+
+func keys[V any](m map[string]V) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	return out
+}
