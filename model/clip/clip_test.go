@@ -9,7 +9,6 @@ import (
 
 	"github.com/pigment-sd/pigment/internal/fixtures"
 	"github.com/pigment-sd/pigment/internal/testmodel"
-	"github.com/pigment-sd/pigment/kernels"
 	"github.com/pigment-sd/pigment/kernels/ref"
 	"github.com/pigment-sd/pigment/tensor"
 	"github.com/pigment-sd/pigment/weights"
@@ -31,14 +30,15 @@ func readFile(t *testing.T, path string) []byte {
 // Both attention modes are run; the chunk of 16 splits the 77 queries.
 func TestFixtures(t *testing.T) {
 	for _, model := range []string{"tiny-sd15", "tiny-sd21"} {
-		for _, mode := range []kernels.AttentionMode{kernels.AttentionChunked, kernels.AttentionOriginal} {
-			t.Run(model+"/"+mode.String(), func(t *testing.T) {
+		for _, kc := range testmodel.KernelCases() {
+			mode := kc.Mode
+			t.Run(model+"/"+kc.Name, func(t *testing.T) {
 				cfg := readFile(t, fixtures.Path(t, model+"/text_encoder/config.json"))
 				src := testmodel.FileSource(t, fixtures.Path(t, model+"/text_encoder/model.safetensors"))
 				refs := testmodel.OpenFile(t, fixtures.Path(t, model+"/refs.safetensors"))
 
 				acts := map[string]*tensor.Tensor{}
-				m, err := New(cfg, src, ref.New(), Options{Attention: mode, Chunk: 16,
+				m, err := New(cfg, src, kc.K, Options{Attention: mode, Chunk: 16,
 					Hook: func(name string, x *tensor.Tensor) { acts[name] = x }})
 				if err != nil {
 					t.Fatal(err)

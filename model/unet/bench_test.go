@@ -7,22 +7,27 @@ import (
 
 	"github.com/pigment-sd/pigment/internal/testmodel"
 	"github.com/pigment-sd/pigment/kernels"
+	"github.com/pigment-sd/pigment/kernels/cpu"
 	"github.com/pigment-sd/pigment/kernels/ref"
 	"github.com/pigment-sd/pigment/tensor"
 )
 
 // benchKernels picks the kernels the benchmarks run on from
-// PIGMENT_KERNELS: "ref" (the default; a 512x512 step takes far too long
-// with it to be useful) or "null" (no arithmetic: measures what the network
-// costs besides its kernels). Add faster implementations here.
+// PIGMENT_KERNELS: "cpu" (the default, the fast kernels), "ref" (a 512x512
+// step takes far too long with it to be useful) or "null" (no arithmetic:
+// measures what the network costs besides its kernels).
 func benchKernels(b *testing.B) kernels.Kernels {
 	switch name := os.Getenv("PIGMENT_KERNELS"); name {
-	case "", "ref":
+	case "", "cpu":
+		k := cpu.New(0)
+		b.Cleanup(k.Close)
+		return k
+	case "ref":
 		return ref.New()
 	case "null":
 		return testmodel.NullKernels{}
 	default:
-		b.Fatalf("PIGMENT_KERNELS=%q: unknown kernels (ref, null)", name)
+		b.Fatalf("PIGMENT_KERNELS=%q: unknown kernels (cpu, ref, null)", name)
 		return nil
 	}
 }
@@ -32,7 +37,7 @@ func benchKernels(b *testing.B) kernels.Kernels {
 // float16 weights built in memory (~1.7 GB; a few seconds to generate,
 // outside the timer). It reports the peak of live activations.
 //
-//	PIGMENT_KERNELS=ref go test -run '^$' -bench UNetSD15Step512 -benchtime 1x ./model/unet
+//	go test -run '^$' -bench UNetSD15Step512 -benchtime 1x ./model/unet
 func BenchmarkUNetSD15Step512(b *testing.B) {
 	if testing.Short() {
 		b.Skip("full-size UNet step; skipped in -short")

@@ -47,14 +47,15 @@ func scalar(t *testing.T, f *safetensors.File, name string) float64 {
 // queries.
 func TestFixtures(t *testing.T) {
 	for _, model := range []string{"tiny-sd15", "tiny-sd21"} {
-		for _, mode := range []kernels.AttentionMode{kernels.AttentionChunked, kernels.AttentionOriginal} {
-			t.Run(model+"/"+mode.String(), func(t *testing.T) {
+		for _, kc := range testmodel.KernelCases() {
+			mode := kc.Mode
+			t.Run(model+"/"+kc.Name, func(t *testing.T) {
 				cfg := readFile(t, fixtures.Path(t, model+"/unet/config.json"))
 				src := testmodel.FileSource(t, fixtures.Path(t, model+"/unet/diffusion_pytorch_model.safetensors"))
 				refs := testmodel.OpenFile(t, fixtures.Path(t, model+"/refs.safetensors"))
 
 				acts := map[string]*tensor.Tensor{}
-				u, err := New(cfg, src, ref.New(), Options{Attention: mode, Chunk: 16,
+				u, err := New(cfg, src, kc.K, Options{Attention: mode, Chunk: 16,
 					Hook: func(name string, x *tensor.Tensor) { acts[name] = x }})
 				if err != nil {
 					t.Fatal(err)
