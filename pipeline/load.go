@@ -1,0 +1,76 @@
+package pipeline
+
+import (
+	"encoding/json"
+	"fmt"
+
+	"github.com/pigment-sd/pigment/checkpoint"
+	"github.com/pigment-sd/pigment/kernels"
+	"github.com/pigment-sd/pigment/model/clip"
+	"github.com/pigment-sd/pigment/model/unet"
+	"github.com/pigment-sd/pigment/model/vae"
+	"github.com/pigment-sd/pigment/nn"
+	tokclip "github.com/pigment-sd/pigment/tokenizer/clip"
+)
+
+// LoadOptions choose how networks are built.
+type LoadOptions struct {
+	// Kernels runs the arithmetic.
+	Kernels kernels.Kernels
+	// Attention and Chunk select the attention implementation.
+	Attention kernels.AttentionMode
+	Chunk     int
+}
+
+// Load builds a generation Model from an opened checkpoint, which must
+// hold all three components. A checkpoint without a tokenizer (single
+// files) gets the bundled CLIP tokenizer of its family.
+func Load(m *checkpoint.Model, opt LoadOptions) (*Model, error) {
+	for _, c := range checkpoint.AllComponents() {
+		if m.Components[c] == nil {
+			return nil, fmt.Errorf("model %s has no %s", m.Path, c)
+		}
+	}
+	nopt := nn.Options{Attention: opt.Attention, Chunk: opt.Chunk}
+	out := &Model{SchedulerConfig: m.Scheduler}
+	var err error
+	if m.TokenizerDir != "" {
+		out.Tokenizer, err = tokclip.Load(m.TokenizerDir)
+	} else {
+		out.Tokenizer, err = tokclip.Bundled(m.Family)
+	}
+	if err != nil {
+		return nil, err
+	}
+	te := m.Components[checkpoint.TextEncoder]
+	if out.TextEncoder, err = clip.New(te.Config, te.Weights, opt.Kernels, nopt); err != nil {
+		return nil, fmt.Errorf("load text encoder: %w", err)
+	}
+	uc := m.Components[checkpoint.UNet]
+	u, err := unet.New(uc.Config, uc.Weights, opt.Kernels, nopt)
+	if err != nil {
+		return nil, fmt.Errorf("load unet: %w", err)
+	}
+	out.UNet = u
+	out.LatentChannels = u.Config().InChannels
+	vc := m.Components[checkpoint.VAE]
+	v, err := vae.New(vc.Config, vc.Weights, opt.Kernels, nopt)
+	if err != nil {
+		return nil, fmt.Errorf("load vae: %w", err)
+	}
+	out.VAE = v
+	vcfg := v.Config()
+	out.ScalingFactor = vcfg.ScalingFactor
+	out.VAEScaleFactor = 1 << (len(vcfg.BlockOutChannels) - 1)
+	if vcfg.LatentChannels != out.LatentChannels {
+		return nil, fmt.Errorf("model %s: vae latent_channels %d but unet in_channels %d", m.Path, vcfg.LatentChannels, out.LatentChannels)
+	}
+	var sc struct {
+		Class string `json:"_class_name"`
+	}
+	if err := json.Unmarshal(m.Scheduler, &sc); err != nil || sc.Class == "" {
+		return nil, fmt.Errorf("model %s: scheduler config has no _class_name", m.Path)
+	}
+	out.SchedulerClass = sc.Class
+	return out, nil
+}
