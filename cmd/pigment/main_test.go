@@ -288,3 +288,44 @@ func TestPullAndGenerateByRepoID(t *testing.T) {
 		t.Errorf("unet files fetched: %v", got)
 	}
 }
+
+// Without --model, generate pulls the default repo, converts it once to a
+// 6-bit package beside the cache, and generates from the package.
+func TestDefaultModel(t *testing.T) {
+	model := tinyModel(t, "tiny-sd21")
+	files := map[string][]byte{}
+	err := filepath.WalkDir(model, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() || strings.HasSuffix(p, "refs.safetensors") {
+			return err
+		}
+		rel, _ := filepath.Rel(model, p)
+		b, err := os.ReadFile(p)
+		files[filepath.ToSlash(rel)] = b
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := hubtest.NewServer(t, files, hubtest.Options{RepoID: defaultRepo})
+	home := t.TempDir()
+	t.Setenv("HF_ENDPOINT", srv.URL)
+	t.Setenv("HF_HOME", home)
+	t.Setenv("HF_HUB_CACHE", "")
+	t.Setenv("HF_TOKEN", "")
+	t.Setenv("HF_HUB_OFFLINE", "")
+	for run := 0; run < 2; run++ {
+		out := filepath.Join(t.TempDir(), "x.png")
+		_, stderr, err := runCLI(t, "generate", "--prompt", "a fox", "--steps", "2", "--seed", "3", "-o", out, "--no-progress")
+		if err != nil {
+			t.Fatalf("run %d: %v\n%s", run, err, stderr)
+		}
+		converted := strings.Contains(stderr, "converting "+defaultRepo)
+		if converted != (run == 0) {
+			t.Errorf("run %d: converted=%v\n%s", run, converted, stderr)
+		}
+	}
+	pkgs, _ := filepath.Glob(filepath.Join(home, "pigment", "models--stabilityai--stable-diffusion-2-1-base", "*-6bit", "pigment.json"))
+	if len(pkgs) != 1 {
+		t.Fatalf("packages %v", pkgs)
+	}
+}

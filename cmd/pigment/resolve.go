@@ -4,12 +4,17 @@ import (
 	"fmt"
 	"os"
 	"path"
+	"path/filepath"
 	"sort"
 	"strings"
 
 	"github.com/spf13/cobra"
 
+	"github.com/pigment-sd/pigment/checkpoint"
+	"github.com/pigment-sd/pigment/convert"
+	"github.com/pigment-sd/pigment/format/pigmentpkg"
 	"github.com/pigment-sd/pigment/hub"
+	"github.com/pigment-sd/pigment/kernels/cpu"
 )
 
 // resolveModel turns what the user typed into a local path. A Hub repo id
@@ -155,7 +160,32 @@ func weightKind(base, variant string) string {
 const defaultRepo = "stabilityai/stable-diffusion-2-1-base"
 
 // defaultModel pulls the default model's fp16 weights and returns the
-// path of its 6-bit pigment package, converting it once.
+// path of its 6-bit pigment package, converting it once. The package is
+// kept beside the Hugging Face cache (HF_HUB_CACHE/../pigment), named by
+// repo and commit, so a new revision gets a new package.
 func defaultModel(cmd *cobra.Command) (string, error) {
-	return resolveModel(cmd, defaultRepo, "fp16")
+	snapshot, err := resolveModel(cmd, defaultRepo, "fp16")
+	if err != nil {
+		return "", err
+	}
+	c := hub.NewClient(hub.OptionsFromEnv(os.Getenv))
+	pkg := filepath.Join(filepath.Dir(c.CacheDir()), "pigment", hub.RepoFolderName(defaultRepo), filepath.Base(snapshot)+"-6bit")
+	if pigmentpkg.IsPackage(pkg) {
+		return pkg, nil
+	}
+	fmt.Fprintf(cmd.ErrOrStderr(), "converting %s to a 6-bit pigment package (once): %s\n", defaultRepo, pkg)
+	if err := os.MkdirAll(filepath.Dir(pkg), 0o755); err != nil {
+		return "", err
+	}
+	m, err := checkpoint.Open(snapshot, checkpoint.Options{Variant: "fp16"})
+	if err != nil {
+		return "", err
+	}
+	defer m.Close()
+	k := cpu.New(0)
+	defer k.Close()
+	if err := convertModel(cmd, m, pkg, convert.Options{Bits: 6, Kernels: k}, false); err != nil {
+		return "", fmt.Errorf("convert the default model: %w", err)
+	}
+	return pkg, nil
 }
