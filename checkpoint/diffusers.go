@@ -202,6 +202,33 @@ func isFile(p string) bool {
 	return err == nil && !st.IsDir()
 }
 
+// readScheduler sets m.Scheduler from dir/scheduler/scheduler_config.json,
+// or, when the folder has none, to the default config of m.Family (with a
+// note).
+func (m *Model) readScheduler(dir string, opt Options) error {
+	schedPath := filepath.Join(dir, "scheduler", "scheduler_config.json")
+	raw, _, err := readJSONObject(schedPath)
+	switch {
+	case err == nil:
+		m.Scheduler = raw
+		return nil
+	case !errors.Is(err, fs.ErrNotExist):
+		return err
+	}
+	pred := "epsilon"
+	if m.Family == FamilySD2 {
+		pred = "v_prediction"
+	}
+	if opt.PredictionType != "" {
+		pred = opt.PredictionType
+	}
+	if m.Scheduler, err = encodeConfig(schedulerConfig(pred)); err != nil {
+		return err
+	}
+	m.note("no %s; using the default %s scheduler config (%s)", schedPath, m.Family, pred)
+	return nil
+}
+
 // findTokenizer returns the tokenizer/ folder of a model folder, "" when
 // there is none, and an error when it exists without the files a CLIP
 // tokenizer needs.
@@ -275,22 +302,7 @@ func openDiffusers(dir string, opt Options) (m *Model, err error) {
 	}
 	m.Family = familyFromConfigs(unetCfg, textCfg)
 
-	schedPath := filepath.Join(dir, "scheduler", "scheduler_config.json")
-	if raw, _, err := readJSONObject(schedPath); err == nil {
-		m.Scheduler = raw
-	} else if errors.Is(err, fs.ErrNotExist) {
-		pred := "epsilon"
-		if m.Family == FamilySD2 {
-			pred = "v_prediction"
-		}
-		if opt.PredictionType != "" {
-			pred = opt.PredictionType
-		}
-		if m.Scheduler, err = encodeConfig(schedulerConfig(pred)); err != nil {
-			return nil, err
-		}
-		m.note("no %s; using the default %s scheduler config (%s)", schedPath, m.Family, pred)
-	} else {
+	if err := m.readScheduler(dir, opt); err != nil {
 		return nil, err
 	}
 	if m.TokenizerDir, err = findTokenizer(dir); err != nil {

@@ -1,9 +1,7 @@
 package checkpoint
 
 import (
-	"errors"
 	"fmt"
-	"io/fs"
 	"path/filepath"
 
 	"github.com/pigment-sd/pigment/format/pigmentpkg"
@@ -47,22 +45,7 @@ func openPackage(dir string, opt Options) (m *Model, err error) {
 		m.closers = append(m.closers, w.Close)
 		m.Components[name] = &Component{Name: name, Config: raw, Weights: w, Files: []string{path}}
 	}
-	schedPath := filepath.Join(dir, "scheduler", "scheduler_config.json")
-	if raw, _, err := readJSONObject(schedPath); err == nil {
-		m.Scheduler = raw
-	} else if errors.Is(err, fs.ErrNotExist) {
-		pred := "epsilon"
-		if m.Family == FamilySD2 {
-			pred = "v_prediction"
-		}
-		if opt.PredictionType != "" {
-			pred = opt.PredictionType
-		}
-		if m.Scheduler, err = encodeConfig(schedulerConfig(pred)); err != nil {
-			return nil, err
-		}
-		m.note("no %s; using the default %s scheduler config (%s)", schedPath, m.Family, pred)
-	} else {
+	if err := m.readScheduler(dir, opt); err != nil {
 		return nil, err
 	}
 	if m.TokenizerDir, err = findTokenizer(dir); err != nil {
