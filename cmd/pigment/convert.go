@@ -29,6 +29,7 @@ type convertFlags struct {
 	tableF32    bool
 	force       bool
 	noProgress  bool
+	random      string
 }
 
 func newConvertCmd() *cobra.Command {
@@ -51,7 +52,7 @@ on fixed sample inputs and prints the PSNR of the outputs; below the threshold
 		RunE: func(cmd *cobra.Command, args []string) error { return runConvert(cmd, &cf, &mf, &ef) },
 	}
 	f := cmd.Flags()
-	mf.register(cmd, true)
+	mf.register(cmd, false)
 	ef.register(cmd)
 	f.StringVarP(&cf.out, "output", "o", "", "output package folder")
 	f.IntVar(&cf.bits, "quantize-nbits", convert.DefaultBits, "index width n: 1, 2, 3, 4, 6 or 8")
@@ -66,6 +67,7 @@ on fixed sample inputs and prints the PSNR of the outputs; below the threshold
 	f.BoolVar(&cf.tableF32, "table-f32", false, "store look-up tables as float32 instead of float16")
 	f.BoolVar(&cf.force, "force", false, "replace an existing pigment package at the output path")
 	f.BoolVar(&cf.noProgress, "no-progress", false, "do not draw a progress bar")
+	f.StringVar(&cf.random, "random-weights", "", "instead of --model, convert a full-size model of this official config (sd15, sd21-base, sd21) with random float16 weights built in memory, for benchmarks")
 	_ = cmd.MarkFlagRequired("output")
 	return cmd
 }
@@ -121,7 +123,17 @@ func runConvert(cmd *cobra.Command, cf *convertFlags, mf *modelFlags, ef *engine
 	}
 	defer done()
 	opt.Kernels = k
-	m, err := mf.open(cmd, nil)
+	var m *checkpoint.Model
+	switch {
+	case cf.random != "" && mf.model != "":
+		return fmt.Errorf("give either --model or --random-weights, not both")
+	case cf.random != "":
+		m, err = randomModel(cf.random, "f16", 1)
+	case mf.model == "":
+		return fmt.Errorf("no model given (--model)")
+	default:
+		m, err = mf.open(cmd, nil)
+	}
 	if err != nil {
 		return err
 	}

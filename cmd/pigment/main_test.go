@@ -329,3 +329,61 @@ func TestDefaultModel(t *testing.T) {
 		t.Fatalf("packages %v", pkgs)
 	}
 }
+
+func TestConvertCommand(t *testing.T) {
+	model := tinyModel(t, "tiny-sd15")
+	out := filepath.Join(t.TempDir(), "pkg")
+	recipe := filepath.Join(t.TempDir(), "recipe.json")
+	os.WriteFile(recipe, []byte(`{"unet/conv_in.weight": 0, "unet/*attn1*": 4}`), 0o644)
+	_, stderr, err := runCLI(t, "convert", "--model", model, "-o", out, "--quantize-nbits", "8", "--min-size", "1",
+		"--recipe", recipe, "--check-output-correctness", "--no-progress")
+	if err != nil {
+		t.Fatalf("%v\n%s", err, stderr)
+	}
+	if !strings.Contains(stderr, "unet: PSNR") {
+		t.Errorf("no check results printed:\n%s", stderr)
+	}
+	info, _, err := runCLI(t, "inspect", "--tensors", out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"kind pigment", "recipe: 8 bits, kmeans", "output check (threshold 35.0 dB)", "conv_in.weight", "4 bits kmeans"} {
+		if !strings.Contains(info, want) {
+			t.Errorf("inspect output lacks %q:\n%s", want, info)
+		}
+	}
+	// The package runs like any model.
+	png := filepath.Join(t.TempDir(), "x.png")
+	if _, stderr, err := runCLI(t, "generate", "--model", out, "--prompt", "x", "--steps", "2", "-o", png, "--no-progress"); err != nil {
+		t.Fatalf("%v\n%s", err, stderr)
+	}
+
+	bad := []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"bits", []string{"--quantize-nbits", "5"}, "want 1, 2, 3, 4, 6 or 8"},
+		{"exists", []string{}, "exists"},
+		{"mode", []string{"--mode", "lloyd"}, "want kmeans, uniform or unique"},
+		{"granularity", []string{"--granularity", "per-row"}, "want per-tensor or per-grouped-channel"},
+		{"unique", []string{"--mode", "unique", "--force", "--quantize-nbits", "2", "--min-size", "1"}, "unique"},
+		{"check", []string{"--force", "--check-output-correctness", "--check-threshold", "200"}, "output check failed"},
+	}
+	for _, c := range bad {
+		args := append([]string{"convert", "--model", model, "-o", out, "--no-progress"}, c.args...)
+		_, _, err := runCLI(t, args...)
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s: error %v, want it to mention %q", c.name, err, c.want)
+		}
+	}
+	recipeBad := filepath.Join(t.TempDir(), "bad.json")
+	os.WriteFile(recipeBad, []byte(`{"unet/no_such_tensor.weight": 4}`), 0o644)
+	out2 := filepath.Join(t.TempDir(), "pkg2")
+	if _, _, err := runCLI(t, "convert", "--model", model, "-o", out2, "--recipe", recipeBad, "--no-progress"); err == nil || !strings.Contains(err.Error(), "no_such_tensor") {
+		t.Errorf("recipe naming a missing tensor: %v", err)
+	}
+	if _, err := os.Stat(out2); !os.IsNotExist(err) {
+		t.Errorf("failed conversion left %s", out2)
+	}
+}
