@@ -155,6 +155,22 @@ type Component struct {
 	Weights weights.Source
 	// Files are the weight files backing it.
 	Files []string
+
+	evictors []func() error
+}
+
+// Evict drops the component's memory-mapped weights from the process's
+// resident memory until they are next read (they stay in the page cache,
+// so reading them back costs no disk I/O while the system has the memory).
+// A generation calls it for networks it is done with, so the text
+// encoder, UNet and VAE need not be resident at the same time. For a
+// single-file checkpoint it evicts the whole file.
+func (c *Component) Evict() error {
+	var errs []error
+	for _, e := range c.evictors {
+		errs = append(errs, e())
+	}
+	return errors.Join(errs...)
 }
 
 // Model is an opened Stable Diffusion model.

@@ -352,6 +352,7 @@ func openComponentDir(m *Model, dir, name string, opt Options) (*Component, erro
 	c := &Component{Name: name, Config: raw, Weights: src}
 	for _, f := range files {
 		c.Files = append(c.Files, f.Path())
+		c.evictors = append(c.evictors, f.Evict)
 	}
 	return c, nil
 }

@@ -43,7 +43,7 @@ func openPackage(dir string, opt Options) (m *Model, err error) {
 			return nil, fmt.Errorf("load %s: %w", name, err)
 		}
 		m.closers = append(m.closers, w.Close)
-		m.Components[name] = &Component{Name: name, Config: raw, Weights: w, Files: []string{path}}
+		m.Components[name] = &Component{Name: name, Config: raw, Weights: w, Files: []string{path}, evictors: []func() error{w.Evict}}
 	}
 	if err := m.readScheduler(dir, opt); err != nil {
 		return nil, err

@@ -79,7 +79,7 @@ func openSingleFile(path string, opt Options) (m *Model, err error) {
 			}
 			src[e.dst] = t
 		}
-		m.Components[name] = &Component{Name: name, Config: cfg, Weights: src, Files: []string{path}}
+		m.Components[name] = &Component{Name: name, Config: cfg, Weights: src, Files: []string{path}, evictors: []func() error{f.Evict}}
 	}
 
 	if opt.ConfigDir != "" {

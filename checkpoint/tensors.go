@@ -20,6 +20,9 @@ type tensorFile interface {
 	Info(name string) (tensor.DType, []int, bool)
 	Data(name string) ([]byte, error)
 	Metadata() map[string]string
+	// Evict drops memory-mapped data from resident memory until it is
+	// used again; files read into memory do nothing.
+	Evict() error
 	Close() error
 }
 
@@ -30,6 +33,7 @@ func (s stFile) Names() []string               { return s.f.Names() }
 func (s stFile) Data(n string) ([]byte, error) { return s.f.Data(n) }
 func (s stFile) Metadata() map[string]string   { return s.f.Metadata() }
 func (s stFile) Close() error                  { return s.f.Close() }
+func (s stFile) Evict() error                  { return s.f.Evict() }
 func (s stFile) Info(name string) (tensor.DType, []int, bool) {
 	i, ok := s.f.Info(name)
 	if !ok {

@@ -32,6 +32,9 @@ func (t *torchFile) Names() []string             { return t.f.Names() }
 func (t *torchFile) Metadata() map[string]string { return nil }
 func (t *torchFile) Close() error                { return t.f.Close() }
 
+// Evict does nothing: tensors of PyTorch files are copied out of the archive.
+func (t *torchFile) Evict() error { return nil }
+
 func (t *torchFile) Info(name string) (dtype tensor.DType, shape []int, ok bool) {
 	return t.f.Info(name)
 }

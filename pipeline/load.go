@@ -72,5 +72,9 @@ func Load(m *checkpoint.Model, opt LoadOptions) (*Model, error) {
 		return nil, fmt.Errorf("model %s: scheduler config has no _class_name", m.Path)
 	}
 	out.SchedulerClass = sc.Class
+	out.evict = map[string]func() error{}
+	for name, c := range m.Components {
+		out.evict[name] = c.Evict
+	}
 	return out, nil
 }

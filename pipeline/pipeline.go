@@ -64,6 +64,22 @@ type Model struct {
 	VAEScaleFactor int
 	// LatentChannels is the UNet's input channel count (4).
 	LatentChannels int
+
+	// evict drops a component's memory-mapped weights from resident
+	// memory once a generation is done with it (set by Load).
+	evict map[string]func() error
+}
+
+// release ends a phase of a generation: the network's idle activation
+// buffers go back to the runtime and its memory-mapped weights leave the
+// resident set until the next generation reads them (from the page
+// cache), so the text encoder, UNet and VAE never need to be resident
+// together.
+func (m *Model) release(component string, net any) {
+	releaseScratch(net)
+	if e := m.evict[component]; e != nil {
+		_ = e() // advisory: a failure only leaves the pages resident
+	}
 }
 
 // Params are the settings of one generation.
@@ -214,7 +230,6 @@ func (m *Model) Generate(ctx context.Context, p Params) (*Result, error) {
 	if err != nil {
 		return nil, fmt.Errorf("text encoder: %w", err)
 	}
-	defer releaseScratch(m.TextEncoder)
 	var parts []*tensor.Tensor
 	if cfg {
 		nids, _ := m.Tokenizer.EncodePadded(p.NegativePrompt, MaxTokens)
@@ -226,9 +241,7 @@ func (m *Model) Generate(ctx context.Context, p Params) (*Result, error) {
 	}
 	parts = append(parts, repeat(cond, B))
 	emb := concat(parts...)
-	// Each network keeps its activation buffers for the next call; the
-	// text encoder's are not needed again in this generation.
-	releaseScratch(m.TextEncoder)
+	m.release("text_encoder", m.TextEncoder)
 
 	gen := rng.New(p.Seed)
 	timesteps := sched.Timesteps()
@@ -332,7 +345,7 @@ func (m *Model) Generate(ctx context.Context, p Params) (*Result, error) {
 		return nil, err
 	}
 	res.Latents = latents
-	releaseScratch(m.UNet)
+	m.release("unet", m.UNet)
 	if p.InitImage != nil {
 		releaseScratch(m.VAE) // the encoder's buffers
 	}
@@ -346,7 +359,7 @@ func (m *Model) Generate(ctx context.Context, p Params) (*Result, error) {
 		return nil, fmt.Errorf("vae decoder: %w", err)
 	}
 	res.Decoded = decoded
-	releaseScratch(m.VAE)
+	m.release("vae", m.VAE)
 	res.Images, err = TensorToImages(decoded)
 	if err != nil {
 		return nil, err

@@ -287,6 +287,10 @@ func (w *Weights) PalettizedNames() []string {
 	return out
 }
 
+// Evict drops the file's pages from resident memory until they are used
+// again (see safetensors.File.Evict).
+func (w *Weights) Evict() error { return w.file.Evict() }
+
 // Close unmaps the file.
 func (w *Weights) Close() error { return w.file.Close() }
 

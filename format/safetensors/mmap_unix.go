@@ -35,3 +35,12 @@ func mapFile(path string) ([]byte, func() error, error) {
 	}
 	return b, func() error { return unix.Munmap(b) }, nil
 }
+
+// evict drops the mapped pages from the process's resident set; they stay
+// in the page cache and are read back on the next access.
+func evict(b []byte) error {
+	if len(b) == 0 {
+		return nil
+	}
+	return unix.Madvise(b, unix.MADV_DONTNEED)
+}

@@ -97,6 +97,17 @@ func (f *File) Close() error {
 	return err
 }
 
+// Evict tells the operating system that the file's data is not needed for
+// now: its pages leave the process's resident memory (they stay in the
+// page cache and are read back, without disk I/O while cached, on the next
+// access). Tensor data stays valid. It does nothing for in-memory data.
+func (f *File) Evict() error {
+	if f.unmap == nil {
+		return nil
+	}
+	return evict(f.whole)
+}
+
 // Path is the file's path ("" for in-memory data).
 func (f *File) Path() string { return f.path }
 
