@@ -16,6 +16,7 @@ import (
 	"github.com/pigment-sd/pigment/format/safetensors"
 	"github.com/pigment-sd/pigment/hub/hubtest"
 	"github.com/pigment-sd/pigment/internal/fixtures"
+	"github.com/pigment-sd/pigment/palette"
 )
 
 // runCLI runs pigment in-process with args and returns its output.
@@ -352,7 +353,28 @@ func TestConvertCommand(t *testing.T) {
 			t.Errorf("inspect output lacks %q:\n%s", want, info)
 		}
 	}
-	// The package runs like any model.
+	// The package runs like any model: one network on reference inputs...
+	refs := filepath.Join(model, "refs.safetensors")
+	runOut := filepath.Join(t.TempDir(), "unet.safetensors")
+	if _, stderr, err := runCLI(t, "run", "--model", out, "--component", "unet", "--inputs", refs, "--out", runOut); err != nil {
+		t.Fatalf("run on a package: %v\n%s", err, stderr)
+	}
+	got, err := safetensors.Open(runOut)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer got.Close()
+	ref, err := safetensors.Open(refs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ref.Close()
+	g, _, _ := got.Float32("unet.out")
+	w, _, _ := ref.Float32("unet.out")
+	if psnr := palette.PSNR(w, g); psnr < 35 {
+		t.Errorf("unet of the 8-bit package: PSNR %.1f dB against float32", psnr)
+	}
+	// ... and a whole generation.
 	png := filepath.Join(t.TempDir(), "x.png")
 	if _, stderr, err := runCLI(t, "generate", "--model", out, "--prompt", "x", "--steps", "2", "-o", png, "--no-progress"); err != nil {
 		t.Fatalf("%v\n%s", err, stderr)
