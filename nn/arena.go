@@ -67,9 +67,36 @@ func (a *Arena) Get(n int) []float32 {
 	return b[:n]
 }
 
-// Put returns a buffer obtained from Get. Putting nil or an empty slice does
-// nothing. Putting a buffer twice, or one the arena did not hand out, is a
-// programming error and panics (it would otherwise corrupt activations).
+// GetExact is Get restricted to buffers of exactly n values: it reuses a
+// free buffer whose capacity is n, or allocates one. A caller that
+// allocates many buffers of one size (activations held in equal pieces)
+// uses it so that its requests neither take larger free buffers, which
+// larger requests need, nor count them in InUse.
+func (a *Arena) GetExact(n int) []float32 {
+	if n <= 0 {
+		return nil
+	}
+	var b []float32
+	if list := a.free[n]; len(list) > 0 {
+		b = list[len(list)-1]
+		a.free[n] = list[:len(list)-1]
+	} else {
+		b = make([]float32, n)
+		a.stats.Held += int64(4 * n)
+		a.stats.Allocs++
+	}
+	a.inUse[&b[0]] = n
+	a.stats.InUse += int64(4 * n)
+	if a.stats.InUse > a.stats.Peak {
+		a.stats.Peak = a.stats.InUse
+	}
+	return b
+}
+
+// Put returns a buffer obtained from Get or GetExact. Putting nil or an
+// empty slice does nothing. Putting a buffer twice, or one the arena did
+// not hand out, is a programming error and panics (it would otherwise
+// corrupt activations).
 func (a *Arena) Put(b []float32) {
 	if len(b) == 0 {
 		return

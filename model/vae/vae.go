@@ -7,13 +7,22 @@
 // quant_conv.*, post_quant_conv.*; the mid-block attention as
 // *.mid_block.attentions.0.{group_norm,to_q,to_k,to_v,to_out.0}).
 //
-// Memory: the decoder's last blocks work at full image resolution. At
-// 512x512 the first resnet of the last up block holds its 256-channel input,
-// that input normalized, and its 128-channel conv output at once (268 + 268
-// + 134 MB), so a decode peaks at 0.67 GB of live activations and an encode
-// at 0.54 GB (measured by TestActivationMemory). Activations come from an
-// arena reused across calls (it holds about 1 GB after a decode and an
-// encode at 512x512); the kernels' own scratch comes on top.
+// Memory: images are decoded and encoded one at a time, and every layer
+// runs band by band over rows (see band.go), on activations held in row
+// pieces that are freed as soon as the next layer has read them. GroupNorm
+// statistics are computed over the whole image, so the result equals the
+// whole-tensor computation up to float32 rounding; no tiles are blended.
+// The least a resnet can hold at once is its input (for the residual) and
+// its conv1 output (whose statistics norm2 needs before any of it can be
+// normalized): at 512x512 that is two 128-channel full-resolution tensors,
+// 256 MiB, and a decode peaks at 277 MiB of live activations, an encode at
+// 265 MiB (768x768: 637 and 625 MiB; TestActivationMemory). Going lower
+// would take recomputation instead of storage: the decoder's upsampled
+// 256-channel full-resolution tensor alone is 256 MiB, and recomputing it
+// and the full-resolution conv1 outputs would add about a quarter to the
+// decoder's arithmetic. Activations come from an arena reused across
+// calls, which holds about 25% more than the peak; the kernels' own
+// scratch comes on top.
 package vae
 
 import (
@@ -129,6 +138,8 @@ type VAE struct {
 
 	quantConv, postQuantConv *nn.Conv2d // nil when the config turns them off
 	enc, dec                 coder
+
+	tune tuning
 }
 
 // coder is the encoder or the decoder: conv_in, blocks, mid block,
@@ -318,38 +329,51 @@ func checkNCHW(what string, t *tensor.Tensor, ch int) error {
 // Decode maps latents [B, latent_channels, h, w] (already divided by the
 // scaling factor) to an image [B, out_channels, h·2^(n-1), w·2^(n-1)]
 // (8x for Stable Diffusion), values roughly in [-1, 1]. Any size works.
+// Images are decoded one at a time.
 func (v *VAE) Decode(latents *tensor.Tensor) (*tensor.Tensor, error) {
 	if err := checkNCHW("latents", latents, v.cfg.LatentChannels); err != nil {
 		return nil, err
 	}
-	c := v.ctx
-	z := cloneArena(c, latents)
-	if v.postQuantConv != nil {
-		y := v.postQuantConv.Forward(c, z)
-		c.Free(z)
-		z = y
-		v.opts.Emit("post_quant_conv", z)
+	bsz, h, w := latents.Shape[0], latents.Shape[2], latents.Shape[3]
+	scale := 1 << (len(v.cfg.BlockOutChannels) - 1)
+	out := tensor.New(bsz, v.cfg.OutChannels, h*scale, w*scale)
+	in, per := len(latents.Data)/bsz, len(out.Data)/bsz
+	em := &emitter{hook: v.opts.Hook, batch: bsz}
+	for n := range bsz {
+		em.n = n
+		v.decode(latents.Data[n*in:(n+1)*in], h, w, out.Data[n*per:(n+1)*per], em)
 	}
+	em.flush()
+	return out, nil
+}
+
+// decode decodes the latents z [latent_channels, h, w] of one image into
+// img [out_channels, H, W].
+func (v *VAE) decode(z []float32, h, w int, img []float32, em *emitter) {
+	c := v.ctx
 	d := &v.dec
-	x := d.convIn.Forward(c, z)
-	c.Free(z)
-	v.opts.Emit("decoder.conv_in", x)
-	x = d.midForward(c, x)
-	v.opts.Emit("decoder.mid_block", x)
+	x := viewOf(z, v.cfg.LatentChannels, h, w)
+	if v.postQuantConv != nil {
+		x = v.conv(c, v.postQuantConv, x, nil, false)
+		em.emit("post_quant_conv", x)
+	}
+	x = v.conv(c, d.convIn, x, nil, true)
+	em.emit("decoder.conv_in", x)
+	x = v.mid(c, d, x)
+	em.emit("decoder.mid_block", x)
 	for i, b := range d.blocks {
-		for _, r := range b.resnets {
-			y := r.Forward(c, x, nil)
-			c.Free(x)
-			x = y
+		for j, r := range b.resnets {
+			// The last resnet before an upsampling needs no statistics.
+			x = v.resnet(c, r, x, b.upsample == nil || j < len(b.resnets)-1)
 		}
 		if b.upsample != nil {
-			y := b.upsample.Forward(c, x, 2*x.Shape[2], 2*x.Shape[3])
-			c.Free(x)
-			x = y
+			x = v.upsample(c, b.upsample, x)
 		}
-		v.opts.Emit("decoder.up_blocks."+strconv.Itoa(i), x)
+		em.emit("decoder.up_blocks."+strconv.Itoa(i), x)
 	}
-	return c.Detach(v.dec.outForward(c, x)), nil
+	y := v.conv(c, d.convOut, x, x.stats(d.normOut), true)
+	y.copyRows(img, 0, y.h)
+	y.free(c)
 }
 
 // Encode maps an image [B, in_channels, H, W] with values in [-1, 1] to the
@@ -357,77 +381,97 @@ func (v *VAE) Decode(latents *tensor.Tensor) (*tensor.Tensor, error) {
 // H/2^(n-1), W/2^(n-1)] (odd sizes round down); the log-variance is clamped
 // to [-30, 20] as diffusers' DiagonalGaussianDistribution does. Sampling
 // (mean + exp(logvar/2)·noise) and the scaling factor are left to the
-// caller.
+// caller. Images are encoded one at a time.
 func (v *VAE) Encode(image *tensor.Tensor) (mean, logvar *tensor.Tensor, err error) {
 	if err := checkNCHW("image", image, v.cfg.InChannels); err != nil {
 		return nil, nil, err
 	}
-	c := v.ctx
-	e := &v.enc
-	x := e.convIn.Forward(c, image)
-	for i, b := range e.blocks {
-		for _, r := range b.resnets {
-			y := r.Forward(c, x, nil)
-			c.Free(x)
-			x = y
+	bsz, h, w := image.Shape[0], image.Shape[2], image.Shape[3]
+	in := len(image.Data) / bsz
+	em := &emitter{hook: v.opts.Hook, batch: bsz}
+	for n := range bsz {
+		em.n = n
+		moments := v.encode(image.Data[n*in:(n+1)*in], h, w, em)
+		// moments = cat(mean, logvar) along channels.
+		lat := v.cfg.LatentChannels
+		if mean == nil {
+			mean, logvar = tensor.New(bsz, lat, moments.h, moments.w), tensor.New(bsz, lat, moments.h, moments.w)
 		}
-		if b.downsample != nil {
-			y := b.downsample.Forward(c, x)
-			c.Free(x)
-			x = y
-		}
-		v.opts.Emit("encoder.down_blocks."+strconv.Itoa(i), x)
-	}
-	x = e.midForward(c, x)
-	v.opts.Emit("encoder.mid_block", x)
-	moments := e.outForward(c, x)
-	if v.quantConv != nil {
-		q := v.quantConv.Forward(c, moments)
-		c.Free(moments)
-		moments = q
-		v.opts.Emit("quant_conv", moments)
-	}
-	// moments = cat(mean, logvar) along channels.
-	bsz, lat, h, w := moments.Shape[0], v.cfg.LatentChannels, moments.Shape[2], moments.Shape[3]
-	mean, logvar = tensor.New(bsz, lat, h, w), tensor.New(bsz, lat, h, w)
-	per := lat * h * w
-	for b := 0; b < bsz; b++ {
-		src := moments.Data[b*2*per : (b+1)*2*per]
-		copy(mean.Data[b*per:(b+1)*per], src[:per])
-		lv := logvar.Data[b*per : (b+1)*per]
+		per := lat * moments.h * moments.w
+		src := moments.tensor().Data
+		copy(mean.Data[n*per:(n+1)*per], src[:per])
+		lv := logvar.Data[n*per : (n+1)*per]
 		for i, x := range src[per:] {
 			lv[i] = min(max(x, -30), 20)
 		}
+		moments.free(v.ctx)
 	}
-	c.Free(moments)
+	em.flush()
 	return mean, logvar, nil
 }
 
-// midForward runs the mid block (resnet, attention, resnet) and frees x.
-func (cd *coder) midForward(c *nn.Ctx, x *tensor.Tensor) *tensor.Tensor {
-	y := cd.mid[0].Forward(c, x, nil)
-	c.Free(x)
-	if cd.attn != nil {
-		z := cd.attn.Forward(c, y)
-		c.Free(y)
-		y = z
+// encode encodes one image [in_channels, h, w] into the moments
+// [2·latent_channels, h', w'].
+func (v *VAE) encode(img []float32, h, w int, em *emitter) *act {
+	c := v.ctx
+	e := &v.enc
+	x := v.conv(c, e.convIn, viewOf(img, v.cfg.InChannels, h, w), nil, false)
+	for i, b := range e.blocks {
+		for j, r := range b.resnets {
+			// The last resnet before a downsampling needs no statistics.
+			x = v.resnet(c, r, x, b.downsample == nil || j < len(b.resnets)-1)
+		}
+		if b.downsample != nil {
+			x = v.conv(c, b.downsample.Conv, x, nil, true)
+		}
+		em.emit("encoder.down_blocks."+strconv.Itoa(i), x)
 	}
-	z := cd.mid[1].Forward(c, y, nil)
-	c.Free(y)
-	return z
+	x = v.mid(c, e, x)
+	em.emit("encoder.mid_block", x)
+	m := v.conv(c, e.convOut, x, x.stats(e.normOut), true)
+	if v.quantConv != nil {
+		m = v.conv(c, v.quantConv, m, nil, true)
+		em.emit("quant_conv", m)
+	}
+	m.join(c)
+	return m
 }
 
-// outForward applies GroupNorm+SiLU and conv_out and frees x.
-func (cd *coder) outForward(c *nn.Ctx, x *tensor.Tensor) *tensor.Tensor {
-	n := cd.normOut.Forward(c, x, true)
-	c.Free(x)
-	y := cd.convOut.Forward(c, n)
-	c.Free(n)
-	return y
+// emitter passes activations to the hook. With several images, processed
+// one at a time, it gathers each name's images and passes the whole batch
+// once every image is done.
+type emitter struct {
+	hook  func(string, *tensor.Tensor)
+	batch int
+	n     int // the image being processed
+	names []string
+	acc   map[string]*tensor.Tensor
 }
 
-func cloneArena(c *nn.Ctx, x *tensor.Tensor) *tensor.Tensor {
-	y := c.New(x.Shape...)
-	copy(y.Data, x.Data)
-	return y
+func (e *emitter) emit(name string, a *act) {
+	switch {
+	case e.hook == nil:
+		return
+	case e.batch == 1:
+		e.hook(name, a.clone())
+		return
+	}
+	t, ok := e.acc[name]
+	if !ok {
+		if e.acc == nil {
+			e.acc = map[string]*tensor.Tensor{}
+		}
+		t = tensor.New(e.batch, a.c, a.h, a.w)
+		e.acc[name] = t
+		e.names = append(e.names, name)
+	}
+	per := a.c * a.h * a.w
+	a.copyRows(t.Data[e.n*per:(e.n+1)*per], 0, a.h)
+}
+
+// flush passes the gathered batches to the hook.
+func (e *emitter) flush() {
+	for _, name := range e.names {
+		e.hook(name, e.acc[name])
+	}
 }
