@@ -75,8 +75,9 @@ type Kernels interface {
 
 	// Linear computes dst[m,n] = Σ_k x[m,k]·w[n,k] + bias[n] for an
 	// [M,K] input and a weight of shape [N,K] (N = w.Shape()[0]); bias may
-	// be nil. The weight is read through w.ReadRows, a block of rows at a
-	// time, so float16 and palettized weights are expanded just in time.
+	// be nil. The weight is read a block at a time (through w.ReadRows, or
+	// the faster weights.PanelReader and *weights.Raw paths when available),
+	// so float16 and palettized weights are expanded just in time.
 	Linear(dst, x []float32, M, K int, w weights.Tensor, bias []float32)
 
 	// MatMul computes dst[M,N] = a[M,K]·b where b is [K,N], or [N,K] used

@@ -91,6 +91,15 @@
 // Tensor implements weights.Tensor: ReadRows expands a block of output
 // channels into float32 through its group's table, with no allocation and
 // a decode loop specialised for each width (8 values from one n-byte word).
+// It also implements weights.PanelReader: ReadPanel expands a block of rows
+// and columns straight into the transposed panel layout of a packed GEMM,
+// so kernels expand a weight in cache-sized blocks as they use it. On
+// amd64 with AVX-512 (F and BW) ReadPanel works 16 rows by 16 columns at a
+// time in registers: a byte shuffle, a variable shift and a mask cut the
+// indices out of the bit stream, one permute (up to 16 entries), two and a
+// blend (64) or a gather (256) look them up, and a register transposition
+// writes the panel; rows that do not start at the same bit offset within a
+// byte, the build tag purego and PIGMENT_NOASM=1 use the portable loop.
 // New rebuilds a Tensor from stored tables and indices, checking every
 // size.
 //

@@ -28,8 +28,9 @@ type Tensor struct {
 }
 
 var (
-	_ weights.Tensor    = (*Tensor)(nil)
-	_ weights.ByteSizer = (*Tensor)(nil)
+	_ weights.Tensor      = (*Tensor)(nil)
+	_ weights.ByteSizer   = (*Tensor)(nil)
+	_ weights.PanelReader = (*Tensor)(nil)
 )
 
 // layout checks shape, bits and group size and returns rows, row size,
@@ -154,5 +155,50 @@ func (p *Tensor) ReadRows(dst []float32, lo, hi int) {
 		decode(dst[out:out+n], p.indices, p.bits, r*p.rowSize, p.lut[g*k:(g+1)*k])
 		out += n
 		r = end
+	}
+}
+
+// ReadPanel implements weights.PanelReader: it expands columns
+// [k0, k0+kc) of rows [lo, lo+rows) through their groups' tables straight
+// into the transposed layout dst[k*stride+r] and zeroes lanes
+// rows..stride-1. It never allocates. It panics, like a slice expression,
+// if the block is outside the tensor, rows > stride or dst is too short.
+func (p *Tensor) ReadPanel(dst []float32, lo, rows, k0, kc, stride int) {
+	if lo < 0 || rows < 0 || lo+rows > p.rows || k0 < 0 || kc < 0 || k0+kc > p.rowSize || rows > stride || len(dst) < kc*stride {
+		panic(fmt.Sprintf("palette: ReadPanel of rows [%d, %d) columns [%d, %d) of a %dx%d tensor into %d values (stride %d)",
+			lo, lo+rows, k0, k0+kc, p.rows, p.rowSize, len(dst), stride))
+	}
+	if kc == 0 {
+		return
+	}
+	dst = dst[:kc*stride]
+	if !p.readPanelFast(dst, lo, rows, k0, kc, stride) {
+		p.readPanelGo(dst, lo, rows, k0, kc, stride)
+	}
+	if rows < stride {
+		for c := 0; c < kc; c++ {
+			clear(dst[c*stride+rows : c*stride+stride])
+		}
+	}
+}
+
+// readPanelGo is ReadPanel's portable expansion, without the zeroing of
+// lanes rows..stride-1: rows are decoded a stretch at a time into a
+// buffer on the stack and scattered into their lanes.
+func (p *Tensor) readPanelGo(dst []float32, lo, rows, k0, kc, stride int) {
+	k := 1 << p.bits
+	var buf [256]float32
+	for r := 0; r < rows; r++ {
+		g := (lo + r) / p.perGroup
+		lut := p.lut[g*k : (g+1)*k]
+		start := (lo+r)*p.rowSize + k0
+		for c := 0; c < kc; c += len(buf) {
+			n := min(len(buf), kc-c)
+			decode(buf[:n], p.indices, p.bits, start+c, lut)
+			d := dst[c*stride+r:]
+			for i, v := range buf[:n] {
+				d[i*stride] = v
+			}
+		}
 	}
 }

@@ -37,6 +37,19 @@ type Float32Viewer interface {
 	Float32View() []float32
 }
 
+// PanelReader is implemented by tensors that can expand a block of rows and
+// columns straight into the transposed panel layout of a packed GEMM
+// (palettized tensors do), so that kernels read such a weight in blocks
+// that fit in cache instead of expanding whole rows into a temporary first.
+type PanelReader interface {
+	// ReadPanel writes columns [k0, k0+kc) of rows [lo, lo+rows) (rows of
+	// RowSize values, as ReadRows numbers them) transposed into dst:
+	// dst[k*stride+r] = row lo+r, column k0+k, for r < rows and k < kc;
+	// lanes rows..stride-1 of each column are set to zero. dst must hold
+	// kc*stride values and rows <= stride. It never allocates.
+	ReadPanel(dst []float32, lo, rows, k0, kc, stride int)
+}
+
 // ByteSizer is implemented by tensors that know their storage size in bytes.
 type ByteSizer interface {
 	StorageBytes() int64

@@ -356,9 +356,27 @@ func (e *expandTimer) wrap(src weights.Source) weights.Source {
 			out[n] = t
 			continue
 		}
-		out[n] = &timedTensor{Tensor: t, e: e}
+		tt := &timedTensor{Tensor: t, e: e}
+		if pr, ok := t.(weights.PanelReader); ok {
+			out[n] = &timedPanel{timedTensor: tt, pr: pr}
+			continue
+		}
+		out[n] = tt
 	}
 	return out
+}
+
+// timedPanel keeps the fused panel expansion of palettized weights visible
+// to the kernels while timing it.
+type timedPanel struct {
+	*timedTensor
+	pr weights.PanelReader
+}
+
+func (t *timedPanel) ReadPanel(dst []float32, lo, rows, k0, kc, stride int) {
+	s := time.Now()
+	t.pr.ReadPanel(dst, lo, rows, k0, kc, stride)
+	t.e.ns.Add(int64(time.Since(s)))
 }
 
 type timedTensor struct {

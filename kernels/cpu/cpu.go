@@ -3,9 +3,15 @@
 // chosen at run time from the CPU's features, with a portable Go kernel
 // otherwise), run on one persistent pool of worker goroutines.
 //
-// Linear weights are read a panel of rows at a time, through ReadRows or,
-// for float32, float16 and bfloat16 storage, straight from memory, and
-// packed once per worker and range of rows. Convolutions are GEMMs over an
+// Linear weights are read a panel of rows at a time, straight from memory
+// for float32, float16 and bfloat16 storage, through ReadPanel for tensors
+// that expand into panels themselves (weights.PanelReader: palettized
+// ones), through ReadRows otherwise. When the activations are large they
+// are packed once per worker and range of weight rows; when they are small
+// against the weight (deep UNet levels, low resolutions) they are packed
+// once into a shared buffer and the weight streams through the cache one
+// panel and block of depth at a time, so each weight element is expanded
+// once per call (see gemm.go). Convolutions are GEMMs over an
 // implicit im2col matrix packed on the fly, with the output written in NCHW
 // order. Attention is two GEMMs around a fused scale, mask and softmax.
 // The normalizations and activations use vector routines; on AVX-512 exp
@@ -42,10 +48,12 @@ type Kernels struct {
 
 	// The task of each kind of operation, reused so that dispatching one
 	// allocates nothing.
-	gemm gemmJob
-	ew   ewJob
-	norm normJob
-	attn attnJob
+	gemm    gemmJob
+	tune    tuning
+	xShared []float32 // packed X of the streaming GEMM schedule
+	ew      ewJob
+	norm    normJob
+	attn    attnJob
 }
 
 var _ kernels.Kernels = (*Kernels)(nil)
@@ -69,7 +77,8 @@ func newKernels(threads int, is *isa) *Kernels {
 	if threads <= 0 {
 		threads = runtime.GOMAXPROCS(0)
 	}
-	k := &Kernels{is: is, threads: threads, pool: newPool(threads)}
+	k := &Kernels{is: is, threads: threads, pool: newPool(threads),
+		tune: tuning{streamBudget: streamBudget, streamSlabMax: streamSlabMax}}
 	// The helpers reference only the pool, never k, so an unreachable
 	// Kernels is collected and its helpers stopped even without Close.
 	runtime.AddCleanup(k, func(p *pool) { p.close() }, k.pool)
@@ -86,6 +95,7 @@ func (k *Kernels) Trim() {
 	for _, w := range k.pool.workers {
 		*w = worker{id: w.id}
 	}
+	k.xShared = nil
 }
 
 // Name implements kernels.Kernels: "cpu-" followed by the instruction set
@@ -102,6 +112,7 @@ type worker struct {
 	wKey   wKey      // what wBuf holds
 	xBuf   []float32 // packed activation-side block
 	rowBuf []float32 // weight rows read with ReadRows before packing
+	panel  []float32 // one weight panel of the streaming schedule
 	tBuf   []float32 // scratch tile for edge tiles
 	runs   []pixelRun
 	attn   attnScratch
@@ -120,6 +131,7 @@ func (k *Kernels) runGemm() {
 	k.gen++
 	j.gen = k.gen
 	j.is = k.is
+	j.tune = k.tune
 	if j.batch == 0 {
 		j.batch = 1
 	}
@@ -129,11 +141,18 @@ func (k *Kernels) runGemm() {
 		threads = 1
 	}
 	j.plan(threads)
-	n := threads
-	if int64(n) > j.itemsTotal {
-		n = int(j.itemsTotal)
+	if j.stream {
+		j.xShared = grow(&k.xShared, j.pcChunk*j.batch*j.slab)
+		for lo := 0; lo < j.nPc; lo += j.pcChunk {
+			j.pcLo, j.pcHi = lo, min(j.nPc, lo+j.pcChunk)
+			j.startPass(true)
+			k.pool.run(j, int(min(int64(threads), j.itemsTotal)))
+			j.startPass(false)
+			k.pool.run(j, int(min(int64(threads), j.itemsTotal)))
+		}
+	} else {
+		k.pool.run(j, int(min(int64(threads), j.itemsTotal)))
 	}
-	k.pool.run(j, n)
 	// Drop the references to the caller's slices.
 	*j = gemmJob{}
 }

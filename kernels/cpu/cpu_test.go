@@ -11,6 +11,7 @@ import (
 
 	"github.com/pigment-sd/pigment/kernels"
 	"github.com/pigment-sd/pigment/kernels/kerneltest"
+	"github.com/pigment-sd/pigment/palette"
 	"github.com/pigment-sd/pigment/tensor"
 	"github.com/pigment-sd/pigment/weights"
 )
@@ -24,6 +25,28 @@ func TestConformance(t *testing.T) {
 			t.Run(fmt.Sprintf("%s/threads%d", is.name, threads), func(t *testing.T) {
 				k := newKernels(threads, is)
 				defer k.Close()
+				kerneltest.Run(t, k)
+			})
+		}
+	}
+}
+
+// TestStreamSchedule runs the conformance suite with every GEMM that can
+// stream forced onto the streaming schedule: on every level with X packed
+// one block of K at a time (many chunks) on three workers, and on the best
+// level also with X packed whole on one worker.
+func TestStreamSchedule(t *testing.T) {
+	for li, is := range allLevels() {
+		for _, c := range []struct {
+			threads, budget int
+		}{{3, 1}, {1, streamBudget}} {
+			if c.threads == 1 && li > 0 {
+				continue
+			}
+			t.Run(fmt.Sprintf("%s/threads%d_budget%d", is.name, c.threads, c.budget), func(t *testing.T) {
+				k := newKernels(c.threads, is)
+				defer k.Close()
+				k.tune = tuning{streamBudget: c.budget, streamSlabMax: streamSlabMax, forceStream: true}
 				kerneltest.Run(t, k)
 			})
 		}
@@ -162,6 +185,10 @@ func TestNoAllocs(t *testing.T) {
 	x := rnd(M * K)
 	dense := weights.NewDense(rnd(N*K), N, K)
 	f16 := f16Weights(rnd(N*K), N, K)
+	pal, err := palette.Palettize("w", rnd(N*K), []int{N, K}, palette.Options{Bits: 6, Mode: palette.Uniform})
+	if err != nil {
+		t.Fatal(err)
+	}
 	bias := rnd(N)
 	out := make([]float32, M*N)
 	p := kernels.Conv2D{N: 2, C: 16, H: 24, W: 24, OutC: 32, KH: 3, KW: 3, StrideH: 2, StrideW: 2,
@@ -184,6 +211,7 @@ func TestNoAllocs(t *testing.T) {
 	}{
 		{"Linear/f32", func() { k.Linear(out, x, M, K, dense, bias) }},
 		{"Linear/f16", func() { k.Linear(out, x, M, K, f16, bias) }},
+		{"Linear/palettized", func() { k.Linear(out, x, M, K, pal, bias) }},
 		{"MatMul", func() { k.MatMul(out, x, dense.Float32View(), M, N, K, true) }},
 		{"Conv2D/3x3s2", func() { k.Conv2D(cout, cx, p, cw, bias[:32]) }},
 		{"Conv2D/1x1", func() { k.Conv2D(cout, cx, p1, cw1, nil) }},

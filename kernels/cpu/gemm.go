@@ -23,6 +23,16 @@ import (
 // Work items are (W range, X block) pairs, each covering every image of a
 // batch, handed out through an atomic counter in W-major order, so a worker
 // usually keeps its packed W range for several items in a row.
+//
+// That schedule packs X once per W range. When X is small against W (the
+// deep, low-resolution levels of a UNet: few pixels or tokens against large
+// weights) and W is too large for one range, the GEMM streams instead: the
+// workers first pack all of X, block by block of K, into one shared buffer,
+// then share out ranges of W; a worker expands each panel of W for one
+// block of K straight from storage into a small buffer that stays in cache
+// and multiplies it at once with every X panel of that block, for every
+// image. Each element of X and of W is then packed exactly once per call.
+// When X exceeds the shared buffer, K is processed in chunks of blocks.
 
 const (
 	kcMax   = 384     // largest depth of one packed block (KC)
@@ -32,6 +42,17 @@ const (
 	// minParallelFlops is the size under which a GEMM runs on one worker:
 	// waking the others would cost more than it saves.
 	minParallelFlops = 1 << 18
+	// streamBudget is the most floats of packed X the streaming schedule
+	// holds at once (one buffer shared by the workers). streamSlabMax is
+	// the largest packed X of one block of K (all images) it takes on:
+	// every panel of W streams through that block, so it must stay in
+	// the caches; larger X is better served by the W-range schedule.
+	streamBudget  = 1 << 21
+	streamSlabMax = 1 << 20
+	// streamItems is the number of W ranges per thread the streaming
+	// schedule aims for, so that a worker slowed by other load hands its
+	// share to the others.
+	streamItems = 8
 )
 
 type opKind uint8
@@ -43,6 +64,7 @@ const (
 	opIm2col                // element (i,k) = im2col(data)[k, pixel i]
 	opF16                   // element (i,k) = raw[i*ld+k] as float16
 	opBF16                  // element (i,k) = raw[i*ld+k] as bfloat16
+	opPanel                 // element (i,k) = w[i, k], read with ReadPanel
 )
 
 // operand is one GEMM input viewed as a function of (i, k), i indexing the
@@ -53,11 +75,18 @@ type operand struct {
 	raw  []byte
 	ld   int
 	w    weights.Tensor
+	pr   weights.PanelReader
 }
+
+// streamable reports whether any block of rows and columns of a weight-side
+// operand can be packed on its own (ReadRows reads whole rows only).
+func (op *operand) streamable() bool { return op.kind != opWeights }
 
 // weightOperand returns w as an operand with rows of length K. Float32
 // storage is read in place; float16 and bfloat16 storage is converted
-// while packing when the level can (packHalf), without a ReadRows copy.
+// while packing when the level can (packHalf), and tensors that expand
+// into panels themselves (weights.PanelReader) do so, without a ReadRows
+// copy.
 func weightOperand(is *isa, w weights.Tensor, rows, K int) operand {
 	switch t := w.(type) {
 	case weights.Float32Viewer:
@@ -74,7 +103,18 @@ func weightOperand(is *isa, w weights.Tensor, rows, K int) operand {
 			}
 		}
 	}
+	if pr, ok := w.(weights.PanelReader); ok {
+		return operand{kind: opPanel, pr: pr, ld: K}
+	}
 	return operand{kind: opWeights, w: w, ld: K}
+}
+
+// tuning holds the limits of the streaming schedule, which tests lower to
+// reach every branch on small shapes.
+type tuning struct {
+	streamBudget  int  // see the constant
+	streamSlabMax int  // see the constant
+	forceStream   bool // stream whenever the weight side allows it
 }
 
 // convGeom is the geometry the im2col packing needs.
@@ -103,6 +143,16 @@ type gemmJob struct {
 	gen        uint64
 	next       atomic.Int64
 	itemsTotal int64
+
+	// The streaming schedule (see the top of the file).
+	tune       tuning
+	stream     bool
+	packing    bool      // the current pass packs X rather than computes
+	nPc        int       // blocks of K
+	pcLo, pcHi int       // blocks of the current chunk
+	pcChunk    int       // blocks per chunk
+	slab       int       // floats of packed X per block and image
+	xShared    []float32 // packed X of the chunk: slab per (block, image)
 }
 
 // plan splits the job into items for the given thread count, and the
@@ -141,6 +191,43 @@ func (j *gemmJob) plan(threads int) {
 	j.nX = nX
 	j.itemsTotal = int64(j.nW * j.nX)
 	j.next.Store(0)
+	wOp := &j.b
+	if j.wOnA {
+		wOp = &j.a
+	}
+	xPanels := ceilDiv(xDim, xUnit)
+	slab := xPanels * xUnit * j.kc * j.batch
+	if wOp.streamable() && (j.tune.forceStream || j.nW > 1 && slab <= j.tune.streamSlabMax) {
+		j.planStream(threads, wDim, wUnit, xPanels*xUnit)
+	}
+}
+
+// planStream sets up the streaming schedule: W ranges of whole panels as
+// items, X packed in chunks of blocks of K that fit streamBudget.
+func (j *gemmJob) planStream(threads, wDim, wUnit, xPadded int) {
+	j.stream = true
+	panels := ceilDiv(wDim, wUnit)
+	items := 1
+	if threads > 1 {
+		items = min(panels, streamItems*threads)
+	}
+	j.wStep = ceilDiv(panels, items) * wUnit
+	j.nW = ceilDiv(wDim, j.wStep)
+	j.nPc = ceilDiv(j.K, j.kc)
+	j.slab = xPadded * j.kc
+	j.pcChunk = max(1, min(j.nPc, j.tune.streamBudget/(j.slab*j.batch)))
+}
+
+// startPass prepares the job for one pass over the workers: packing the X
+// of the chunk of blocks [pcLo, pcHi), or computing with it.
+func (j *gemmJob) startPass(packing bool) {
+	j.packing = packing
+	if packing {
+		j.itemsTotal = int64((j.pcHi - j.pcLo) * j.batch)
+	} else {
+		j.itemsTotal = int64(j.nW)
+	}
+	j.next.Store(0)
 }
 
 func (j *gemmJob) run(w *worker) {
@@ -149,7 +236,80 @@ func (j *gemmJob) run(w *worker) {
 		if t >= j.itemsTotal {
 			return
 		}
-		w.gemmItem(j, int(t)/j.nX, int(t)%j.nX)
+		switch {
+		case !j.stream:
+			w.gemmItem(j, int(t)/j.nX, int(t)%j.nX)
+		case j.packing:
+			w.streamPack(j, int(t))
+		default:
+			w.streamItem(j, int(t))
+		}
+	}
+}
+
+// streamPack packs X for one block of K and one image into the shared
+// buffer: unit t of the chunk is block pcLo + t/batch, image t%batch.
+func (w *worker) streamPack(j *gemmJob, t int) {
+	pcI, img := j.pcLo+t/j.batch, t%j.batch
+	pc := pcI * j.kc
+	kc := min(j.kc, j.K-pc)
+	dst := j.xShared[t*j.slab : (t+1)*j.slab]
+	if j.wOnA {
+		x := j.b
+		x.data = x.data[img*j.xStride:]
+		w.packXInto(dst, j.is, j, x, 0, j.N, pc, kc, true)
+		return
+	}
+	w.packXInto(dst, j.is, j, j.a, 0, j.M, pc, kc, false)
+}
+
+// streamItem computes with W range iw against the packed X of the chunk:
+// for each block of K, each panel of the range is packed for that block
+// only and multiplied with every X panel of every image.
+func (w *worker) streamItem(j *gemmJob, iw int) {
+	is := j.is
+	mr, nr := is.mr, is.nr
+	wLo := iw * j.wStep
+	for pcI := j.pcLo; pcI < j.pcHi; pcI++ {
+		pc := pcI * j.kc
+		kc := min(j.kc, j.K-pc)
+		last := pc+kc == j.K
+		slabs := j.xShared[(pcI-j.pcLo)*j.batch*j.slab:]
+		if j.wOnA {
+			wHi := min(wLo+j.wStep, j.M)
+			for m0 := wLo; m0 < wHi; m0 += mr {
+				rows := min(mr, wHi-m0)
+				ap := grow(&w.panel, kc*mr)
+				is.packBlock(ap, &j.a, m0, rows, pc, kc, mr)
+				for img := 0; img < j.batch; img++ {
+					bs := slabs[img*j.slab:]
+					c := j.c[img*j.cStride:]
+					for jr, n0 := 0, 0; n0 < j.N; jr, n0 = jr+1, n0+nr {
+						cols := min(nr, j.N-n0)
+						narrow := cols <= nr/2 && is.narrow != nil
+						w.tile(is, kc, ap, bs[jr*kc*nr:], c[m0*j.ldc+n0:], j.ldc, rows, cols, narrow, pc > 0)
+						if last && j.bias != nil {
+							addBias(c[m0*j.ldc+n0:], j.ldc, rows, cols, j.bias, m0, n0, j.biasOnRows)
+						}
+					}
+				}
+			}
+			continue
+		}
+		wHi := min(wLo+j.wStep, j.N)
+		for n0 := wLo; n0 < wHi; n0 += nr {
+			cols := min(nr, wHi-n0)
+			narrow := cols <= nr/2 && is.narrow != nil
+			bp := grow(&w.panel, kc*nr)
+			is.packBlock(bp, &j.b, n0, cols, pc, kc, bStride(is, cols))
+			for ir, m0 := 0, 0; m0 < j.M; ir, m0 = ir+1, m0+mr {
+				rows := min(mr, j.M-m0)
+				w.tile(is, kc, slabs[ir*kc*mr:], bp, j.c[m0*j.ldc+n0:], j.ldc, rows, cols, narrow, pc > 0)
+				if last && j.bias != nil {
+					addBias(j.c[m0*j.ldc+n0:], j.ldc, rows, cols, j.bias, m0, n0, j.biasOnRows)
+				}
+			}
+		}
 	}
 }
 
@@ -296,21 +456,32 @@ func (w *worker) packW(j *gemmJob, op operand, lo, hi int, bSide bool) []float32
 			stride = bStride(is, rows)
 		}
 		dst := buf[pi*K*p:]
-		switch op.kind {
-		case opRows:
-			is.packRows(dst, op.data[r0*op.ld:], op.ld, rows, 0, K, stride)
-		case opCols:
-			packCols(dst, op.data[r0:], op.ld, rows, 0, K, stride)
-		case opF16, opBF16:
-			is.packHalf(dst, op.raw[2*r0*op.ld:], op.kind == opBF16, op.ld, rows, 0, K, stride)
-		case opWeights:
+		if op.kind == opWeights {
 			rb := grow(&w.rowBuf, rows*K)
 			op.w.ReadRows(rb, r0, r0+rows)
 			is.packRows(dst, rb, K, rows, 0, K, stride)
+			continue
 		}
+		is.packBlock(dst, &op, r0, rows, 0, K, stride)
 	}
 	w.wKey = key
 	return buf
+}
+
+// packBlock packs rows [r0, r0+rows), depth [k0, k0+kc) of a weight-side
+// operand into a panel of the given stride (any kind but opWeights and
+// opIm2col).
+func (is *isa) packBlock(dst []float32, op *operand, r0, rows, k0, kc, stride int) {
+	switch op.kind {
+	case opRows:
+		is.packRows(dst, op.data[r0*op.ld:], op.ld, rows, k0, kc, stride)
+	case opCols:
+		packCols(dst, op.data[r0:], op.ld, rows, k0, kc, stride)
+	case opF16, opBF16:
+		is.packHalf(dst, op.raw[2*r0*op.ld:], op.kind == opBF16, op.ld, rows, k0, kc, stride)
+	case opPanel:
+		op.pr.ReadPanel(dst, r0, rows, k0, kc, stride)
+	}
 }
 
 // packX packs rows [lo, hi) of the activation side, depth [pc, pc+kc),
@@ -320,8 +491,18 @@ func (w *worker) packX(is *isa, j *gemmJob, op operand, lo, hi, pc, kc int, bSid
 	if bSide {
 		p = is.nr
 	}
+	buf := grow(&w.xBuf, ceilDiv(hi-lo, p)*kc*p)
+	w.packXInto(buf, is, j, op, lo, hi, pc, kc, bSide)
+	return buf
+}
+
+// packXInto is packX into buf.
+func (w *worker) packXInto(buf []float32, is *isa, j *gemmJob, op operand, lo, hi, pc, kc int, bSide bool) {
+	p := is.mr
+	if bSide {
+		p = is.nr
+	}
 	np := ceilDiv(hi-lo, p)
-	buf := grow(&w.xBuf, np*kc*p)
 	for pi := 0; pi < np; pi++ {
 		r0 := lo + pi*p
 		rows := min(p, hi-r0)
@@ -339,7 +520,6 @@ func (w *worker) packX(is *isa, j *gemmJob, op operand, lo, hi, pc, kc int, bSid
 			w.packIm2col(dst, op.data, &j.conv, r0, rows, pc, kc, stride)
 		}
 	}
-	return buf
 }
 
 // packRowsGo packs rows of a row-major matrix: dst[k*stride+r] =

@@ -24,6 +24,7 @@ import (
 
 	"github.com/pigment-sd/pigment/kernels"
 	"github.com/pigment-sd/pigment/kernels/ref"
+	"github.com/pigment-sd/pigment/palette"
 	"github.com/pigment-sd/pigment/tensor"
 	"github.com/pigment-sd/pigment/weights"
 )
@@ -142,6 +143,38 @@ var weightKinds = []weightKind{
 	{"bf16", func(d []float32, s []int) (weights.Tensor, []float32) { return rawWeights(d, s, tensor.BF16) }},
 }
 
+// paletteKinds are palettized weights of every index width, with one
+// table per tensor, and with one per 5 output channels (groups that
+// panels of any height straddle).
+var paletteKinds = func() []weightKind {
+	var kinds []weightKind
+	for _, bits := range []int{1, 2, 3, 4, 6, 8} {
+		for _, group := range []int{0, 5} {
+			if group > 0 && bits != 3 && bits != 6 {
+				continue
+			}
+			name := fmt.Sprintf("pal%d", bits)
+			if group > 0 {
+				name += fmt.Sprintf("g%d", group)
+			}
+			kinds = append(kinds, weightKind{name, func(d []float32, s []int) (weights.Tensor, []float32) {
+				return paletteWeights(d, s, bits, group)
+			}})
+		}
+	}
+	return kinds
+}()
+
+// paletteWeights palettizes data with bits-bit uniform tables (fast to
+// build; the kernels see the same format as with k-means tables).
+func paletteWeights(data []float32, shape []int, bits, group int) (weights.Tensor, []float32) {
+	p, err := palette.Palettize("w", data, shape, palette.Options{Bits: bits, Mode: palette.Uniform, GroupSize: group, TableF32: true})
+	if err != nil {
+		panic(fmt.Sprintf("kerneltest: %v", err))
+	}
+	return p, weights.ReadAll(p)
+}
+
 func rawWeights(data []float32, shape []int, dt tensor.DType) (weights.Tensor, []float32) {
 	raw := make([]byte, 2*len(data))
 	vals := make([]float32, len(data))
@@ -170,10 +203,14 @@ func testLinear(t *testing.T, impl kernels.Kernels) {
 		{29, 64, 65}, {77, 96, 80}, {30, 300, 17}, {3, 520, 70},
 		{250, 20, 40}, {2, 3, 0}, {3, 0, 5}, {4, 16000, 70},
 	}
+	kinds := append(append([]weightKind(nil), weightKinds...), paletteKinds...)
 	for ci, c := range cases {
-		for ki, kind := range weightKinds {
+		for ki, kind := range kinds {
 			if c.K*c.N > 1<<20 && ki > 1 {
 				continue // the big case checks the weight-range split, once per path
+			}
+			if c.K*c.N == 0 && ki >= len(weightKinds) {
+				continue // an empty tensor cannot be palettized
 			}
 			for _, withBias := range []bool{false, true} {
 				name := fmt.Sprintf("M%d_K%d_N%d_%s_bias%v", c.M, c.K, c.N, kind.name, withBias)
@@ -239,13 +276,17 @@ func testConv2D(t *testing.T, impl kernels.Kernels) {
 		{"4x2_asym", conv(1, 3, 7, 7, 5, 4, 2, 1, 3, 2, 0, 1, 1)},
 		{"3x3_nopad", conv(2, 3, 6, 5, 4, 3, 3, 1, 1, 0, 0, 0, 0)},
 		{"3x3_many_weights", conv(1, 128, 2, 2, 1000, 3, 3, 1, 1, 1, 1, 1, 1)},
+		{"3x3_many_outputs", conv(2, 24, 5, 5, 300, 3, 3, 1, 1, 1, 1, 1, 1)},
 		{"no_input_channels", conv(1, 0, 3, 3, 2, 3, 3, 1, 1, 1, 1, 1, 1)},
 	}
-	kinds := []weightKind{weightKinds[0], weightKinds[1], weightKinds[2]}
+	kinds := append([]weightKind{weightKinds[0], weightKinds[1], weightKinds[2]}, paletteKinds...)
 	for ci, c := range cases {
 		for ki, kind := range kinds {
 			if c.p.OutC*c.p.C > 1<<14 && ki > 0 {
 				continue
+			}
+			if c.p.C == 0 && ki >= 3 {
+				continue // an empty tensor cannot be palettized
 			}
 			for _, withBias := range []bool{false, true} {
 				p := c.p
