@@ -97,7 +97,16 @@ func printManifest(cmd *cobra.Command, m *pigmentpkg.Manifest, tensors bool) {
 				if r.Bits == 0 {
 					fmt.Fprintf(out, "    %-80s %-18v %s\n", t, r.Shape, r.DType)
 				} else {
-					fmt.Fprintf(out, "    %-80s %-18v %d bits %s group %d, SQNR %.1f dB, %s\n", t, r.Shape, r.Bits, r.Mode, r.GroupSize, r.SQNR, byteSize(r.Bytes))
+					tables := 1
+					if r.GroupSize > 0 && len(r.Shape) > 0 {
+						tables = (r.Shape[0] + r.GroupSize - 1) / r.GroupSize
+					}
+					entry := int64(2)
+					if m.Recipe.TableDType == "F32" {
+						entry = 4
+					}
+					fmt.Fprintf(out, "    %-80s %-18v %d bits %s, %d table(s) of %d (%s), SQNR %.1f dB, %s\n", t, r.Shape, r.Bits, r.Mode,
+						tables, 1<<r.Bits, byteSize(int64(tables)*int64(1<<r.Bits)*entry), r.SQNR, byteSize(r.Bytes))
 				}
 			}
 		}

@@ -348,7 +348,7 @@ func TestConvertCommand(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"kind pigment", "recipe: 8 bits, kmeans", "output check (threshold 35.0 dB)", "conv_in.weight", "4 bits kmeans"} {
+	for _, want := range []string{"kind pigment", "recipe: 8 bits, kmeans", "output check (threshold 35.0 dB)", "conv_in.weight", "4 bits kmeans, 1 table(s) of 16 (32 B)"} {
 		if !strings.Contains(info, want) {
 			t.Errorf("inspect output lacks %q:\n%s", want, info)
 		}
