@@ -5,9 +5,11 @@ import (
 	"os"
 	"testing"
 
+	"github.com/pigment-sd/pigment/internal/memstat"
 	"github.com/pigment-sd/pigment/internal/testmodel"
 	"github.com/pigment-sd/pigment/kernels"
 	"github.com/pigment-sd/pigment/kernels/cpu"
+	"github.com/pigment-sd/pigment/kernels/profile"
 	"github.com/pigment-sd/pigment/kernels/ref"
 	"github.com/pigment-sd/pigment/tensor"
 )
@@ -35,14 +37,15 @@ func benchKernels(b *testing.B) kernels.Kernels {
 // BenchmarkUNetSD15Step512 runs one full-size SD 1.5 UNet step at 512x512
 // (64x64 latents, batch 2 as classifier-free guidance does) with random
 // float16 weights built in memory (~1.7 GB; a few seconds to generate,
-// outside the timer). It reports the peak of live activations.
+// outside the timer). It reports GFLOP/s (model FLOPs over wall time), the
+// peak of live activations and the process's peak RSS.
 //
 //	go test -run '^$' -bench UNetSD15Step512 -benchtime 1x ./model/unet
 func BenchmarkUNetSD15Step512(b *testing.B) {
 	if testing.Short() {
 		b.Skip("full-size UNet step; skipped in -short")
 	}
-	k := benchKernels(b)
+	k := profile.Wrap(benchKernels(b))
 	data := realConfig(b, "stable-diffusion-v1-5")
 	cfg, err := ParseConfig(data)
 	if err != nil {
@@ -59,11 +62,14 @@ func BenchmarkUNetSD15Step512(b *testing.B) {
 			t.Data[i] = float32(r.NormFloat64())
 		}
 	}
+	k.Reset()
 	b.ResetTimer()
 	for b.Loop() {
 		if _, err := u.Forward(sample, 981, context); err != nil {
 			b.Fatal(err)
 		}
 	}
+	b.ReportMetric(k.Total().FLOPs/b.Elapsed().Seconds()/1e9, "GFLOP/s")
 	b.ReportMetric(float64(u.Arena().Stats().Peak)/1e6, "peak-MB")
+	b.ReportMetric(float64(memstat.PeakRSS())/1e6, "peak-RSS-MB")
 }
