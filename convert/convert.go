@@ -267,9 +267,9 @@ func part(folder, name string) string {
 	return ""
 }
 
-// palettizable reports whether a tensor is a Linear or Conv weight: a
+// Palettizable reports whether a tensor is a Linear or Conv weight: a
 // float ".weight" of rank 2 or more that is not an embedding.
-func palettizable(name string, t weights.Tensor) bool {
+func Palettizable(name string, t weights.Tensor) bool {
 	if !t.DType().IsFloat() || len(t.Shape()) < 2 || !strings.HasSuffix(name, ".weight") {
 		return false
 	}
@@ -317,7 +317,7 @@ func plan(m *checkpoint.Model, s *settings) (map[string][]item, error) {
 			if !ok {
 				return nil, fmt.Errorf("%s: tensor %s is listed but missing", f, name)
 			}
-			ok = palettizable(name, t)
+			ok = Palettizable(name, t)
 			bits := 0
 			if ok && s.components[part(f, name)] && weights.NumElements(t) >= s.MinSize {
 				bits = s.Bits

@@ -15,6 +15,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/pigment-sd/pigment/convert"
 	"github.com/pigment-sd/pigment/internal/memstat"
 	"github.com/pigment-sd/pigment/internal/sdconfigs"
 	"github.com/pigment-sd/pigment/internal/testmodel"
@@ -312,15 +313,16 @@ func runBench(cmd *cobra.Command, component string, bf *benchFlags, ef *engineFl
 	return nil
 }
 
-// palettizeSource palettizes every Linear/Conv weight of at least 2048
-// elements (as pigment convert does by default) with n-bit k-means.
+// palettizeSource palettizes the weights pigment convert palettizes by
+// default (Linear and Conv weights of at least convert.DefaultMinSize
+// elements) with n-bit k-means.
 func palettizeSource(src weights.Source, bits int) (weights.Source, error) {
 	out := weights.Map{}
 	for _, name := range src.Names() {
 		t, _ := src.Tensor(name)
 		shape := t.Shape()
 		raw, ok := t.(*weights.Raw)
-		if !ok || raw.DType() != tensor.F16 || len(shape) < 2 || weights.NumElements(t) < 2048 || !strings.HasSuffix(name, ".weight") || strings.Contains(name, "embedding") {
+		if !ok || raw.DType() != tensor.F16 || !convert.Palettizable(name, t) || weights.NumElements(t) < convert.DefaultMinSize {
 			out[name] = t
 			continue
 		}
