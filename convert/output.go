@@ -11,6 +11,7 @@ import (
 	"github.com/pigment-sd/pigment/checkpoint"
 	"github.com/pigment-sd/pigment/format/pigmentpkg"
 	"github.com/pigment-sd/pigment/internal/atomicfile"
+	"github.com/pigment-sd/pigment/scheduler"
 )
 
 // checkTarget fails when out exists and may not be replaced.
@@ -194,11 +195,8 @@ func modelIndex(m *checkpoint.Model, tokenizer bool) ([]byte, error) {
 		idx["tokenizer"] = [2]string{"transformers", "CLIPTokenizer"}
 	}
 	if len(m.Scheduler) > 0 {
-		var sc struct {
-			Class string `json:"_class_name"`
-		}
-		if json.Unmarshal(m.Scheduler, &sc) == nil && sc.Class != "" {
-			idx["scheduler"] = [2]string{"diffusers", sc.Class}
+		if class, err := scheduler.ConfigClassName(m.Scheduler); err == nil {
+			idx["scheduler"] = [2]string{"diffusers", class}
 		}
 	}
 	b, err := json.MarshalIndent(idx, "", "  ")

@@ -125,6 +125,18 @@ func (a *Arena) Release() {
 	a.free = map[int][][]float32{}
 }
 
+// Abandon forgets every buffer handed out and not returned, as when a
+// forward pass stops part way (its context cancelled): they are left to
+// the garbage collector, and the arena is as if they had never been
+// allocated.
+func (a *Arena) Abandon() {
+	for p, c := range a.inUse {
+		delete(a.inUse, p)
+		a.stats.Held -= int64(4 * c)
+		a.stats.InUse -= int64(4 * c)
+	}
+}
+
 // Ctx is what a forward pass needs besides the weights: the kernels that do
 // the arithmetic, the arena activations come from, and the attention
 // settings. A Ctx is used by one forward pass at a time.

@@ -1,7 +1,6 @@
 package pipeline
 
 import (
-	"encoding/json"
 	"fmt"
 
 	"github.com/pigment-sd/pigment/checkpoint"
@@ -10,6 +9,7 @@ import (
 	"github.com/pigment-sd/pigment/model/unet"
 	"github.com/pigment-sd/pigment/model/vae"
 	"github.com/pigment-sd/pigment/nn"
+	"github.com/pigment-sd/pigment/scheduler"
 	tokclip "github.com/pigment-sd/pigment/tokenizer/clip"
 )
 
@@ -53,6 +53,7 @@ func Load(m *checkpoint.Model, opt LoadOptions) (*Model, error) {
 	}
 	out.UNet = u
 	out.LatentChannels = u.Config().InChannels
+	out.SampleSize = u.Config().SampleSize
 	vc := m.Components[checkpoint.VAE]
 	v, err := vae.New(vc.Config, vc.Weights, opt.Kernels, nopt)
 	if err != nil {
@@ -65,13 +66,9 @@ func Load(m *checkpoint.Model, opt LoadOptions) (*Model, error) {
 	if vcfg.LatentChannels != out.LatentChannels {
 		return nil, fmt.Errorf("model %s: vae latent_channels %d but unet in_channels %d", m.Path, vcfg.LatentChannels, out.LatentChannels)
 	}
-	var sc struct {
-		Class string `json:"_class_name"`
+	if out.SchedulerClass, err = scheduler.ConfigClassName(m.Scheduler); err != nil {
+		return nil, fmt.Errorf("model %s: %w", m.Path, err)
 	}
-	if err := json.Unmarshal(m.Scheduler, &sc); err != nil || sc.Class == "" {
-		return nil, fmt.Errorf("model %s: scheduler config has no _class_name", m.Path)
-	}
-	out.SchedulerClass = sc.Class
 	out.evict = map[string]func() error{}
 	for name, c := range m.Components {
 		out.evict[name] = c.Evict

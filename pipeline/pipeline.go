@@ -14,7 +14,6 @@ import (
 	"fmt"
 	"image"
 	"math"
-	"runtime/debug"
 
 	"github.com/pigment-sd/pigment/nn"
 	"github.com/pigment-sd/pigment/rng"
@@ -42,10 +41,11 @@ type UNet interface {
 }
 
 // VAE decodes latents to images in [-1,1] and encodes images to the mean and
-// log-variance of the latent distribution.
+// log-variance of the latent distribution, stopping with ctx.Err() when
+// ctx is done.
 type VAE interface {
-	Decode(latents *tensor.Tensor) (*tensor.Tensor, error)
-	Encode(image *tensor.Tensor) (mean, logvar *tensor.Tensor, err error)
+	DecodeContext(ctx context.Context, latents *tensor.Tensor) (*tensor.Tensor, error)
+	EncodeContext(ctx context.Context, image *tensor.Tensor) (mean, logvar *tensor.Tensor, err error)
 }
 
 // Model is everything a generation needs.
@@ -64,6 +64,9 @@ type Model struct {
 	VAEScaleFactor int
 	// LatentChannels is the UNet's input channel count (4).
 	LatentChannels int
+	// SampleSize is the UNet's native latent size (64 for SD 1.5: 512
+	// pixels).
+	SampleSize int
 
 	// evict drops a component's memory-mapped weights from resident
 	// memory once a generation is done with it (set by Load).
@@ -117,6 +120,11 @@ type Params struct {
 	// OnStep, when set, is called after every scheduler step with the call
 	// index, its timestep and the latents (which it must not keep).
 	OnStep func(k int, t float64, latents *tensor.Tensor)
+	// OnPhase, when set, is called as each phase of the generation starts,
+	// after the previous phase's idle buffers were released (a command
+	// line tool may call debug.FreeOSMemory there, to hand their pages
+	// back to the system at once; a server may report the phase).
+	OnPhase func(Phase)
 }
 
 // Result is the outcome of a generation.
@@ -145,10 +153,7 @@ func paramErr(format string, args ...any) error {
 
 // Validate checks p against m without running anything.
 func (m *Model) Validate(p *Params) error {
-	f := m.VAEScaleFactor
-	if f <= 0 {
-		f = 8
-	}
+	f := m.ScaleFactor()
 	if p.Steps < 1 {
 		return paramErr("steps must be at least 1, got %d", p.Steps)
 	}
@@ -184,7 +189,7 @@ func (m *Model) Validate(p *Params) error {
 // defaults).
 func (m *Model) NewScheduler(name string, overrides map[string]any) (scheduler.Scheduler, error) {
 	class, ov := m.SchedulerClass, map[string]any{}
-	if name != "" && name != "default" {
+	if !scheduler.IsDefault(name) {
 		var err error
 		class, ov, err = scheduler.ByName(name)
 		if err != nil {
@@ -197,7 +202,22 @@ func (m *Model) NewScheduler(name string, overrides map[string]any) (scheduler.S
 	return scheduler.FromConfig(class, m.SchedulerConfig, ov)
 }
 
-// Generate runs txt2img, or img2img when p.InitImage is set.
+// Phase names a stage of a generation, reported through Params.OnPhase.
+type Phase string
+
+// The phases of a generation, in order. PhaseEncodeImage happens only in
+// img2img.
+const (
+	PhaseEncodePrompt Phase = "encode_prompt"
+	PhaseEncodeImage  Phase = "encode_image"
+	PhaseDenoise      Phase = "denoise"
+	PhaseDecode       Phase = "decode"
+)
+
+// Generate runs txt2img, or img2img when p.InitImage is set: it encodes
+// the prompt, prepares the initial latents, runs the denoising loop and
+// decodes the result. ctx is checked between model calls and between
+// the VAE's bands of work.
 func (m *Model) Generate(ctx context.Context, p Params) (*Result, error) {
 	if err := m.Validate(&p); err != nil {
 		return nil, err
@@ -209,97 +229,172 @@ func (m *Model) Generate(ctx context.Context, p Params) (*Result, error) {
 	if err := sched.SetTimesteps(p.Steps); err != nil {
 		return nil, err
 	}
-	f := m.VAEScaleFactor
-	if f <= 0 {
-		f = 8
-	}
-	lc := m.LatentChannels
-	if lc <= 0 {
-		lc = 4
-	}
-	B, h, w := p.ImageCount, p.Height/f, p.Width/f
-	per := lc * h * w
-	cfg := p.Guidance > 1
-
-	// Text: the prompt, and the negative prompt for the unconditional
-	// branch; each is encoded on its own and repeated B times.
 	res := &Result{SchedulerConfig: sched.Config()}
-	ids, truncated := m.Tokenizer.EncodePadded(p.Prompt, MaxTokens)
-	res.PromptTruncated = truncated
+
+	p.phase(PhaseEncodePrompt)
+	cond, err := m.encodePrompt(p.Prompt, p.NegativePrompt, p.ImageCount, p.Guidance > 1)
+	if err != nil {
+		return nil, err
+	}
+	res.PromptTruncated = cond.truncated
+	m.release("text_encoder", m.TextEncoder)
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+
+	gen := rng.New(p.Seed)
+	start, err := m.prepareLatents(ctx, &p, sched, gen)
+	if err != nil {
+		return nil, err
+	}
+	res.Timesteps = sched.Timesteps()[start.first:]
+	if p.InitImage != nil {
+		releaseScratch(m.VAE) // the encoder's buffers
+	}
+
+	p.phase(PhaseDenoise)
+	if err := m.denoise(ctx, &p, sched, gen, start, cond); err != nil {
+		return nil, err
+	}
+	res.Latents = start.latents
+	m.release("unet", m.UNet)
+
+	p.phase(PhaseDecode)
+	res.Decoded, err = m.decode(ctx, start.latents)
+	if err != nil {
+		return nil, err
+	}
+	m.release("vae", m.VAE)
+	res.Images, err = TensorToImages(res.Decoded)
+	if err != nil {
+		return nil, err
+	}
+	return res, nil
+}
+
+func (p *Params) phase(ph Phase) {
+	if p.OnPhase != nil {
+		p.OnPhase(ph)
+	}
+}
+
+// conditioning is the text conditioning of a batch of B images.
+type conditioning struct {
+	// embeddings are [B,77,C], or [2B,77,C] with guidance: the negative
+	// prompt's B copies first, then the prompt's, as diffusers batches
+	// classifier-free guidance.
+	embeddings *tensor.Tensor
+	guided     bool
+	// truncated reports that the prompt had more than 75 tokens.
+	truncated bool
+}
+
+// encodePrompt encodes the prompt and, with guidance, the negative prompt
+// for the unconditional branch; each is encoded on its own and repeated
+// batch times.
+func (m *Model) encodePrompt(prompt, negative string, batch int, guided bool) (*conditioning, error) {
+	ids, truncated := m.Tokenizer.EncodePadded(prompt, MaxTokens)
 	cond, err := m.TextEncoder.Forward(ids, 1)
 	if err != nil {
 		return nil, fmt.Errorf("text encoder: %w", err)
 	}
 	var parts []*tensor.Tensor
-	if cfg {
-		nids, _ := m.Tokenizer.EncodePadded(p.NegativePrompt, MaxTokens)
+	if guided {
+		nids, _ := m.Tokenizer.EncodePadded(negative, MaxTokens)
 		uncond, err := m.TextEncoder.Forward(nids, 1)
 		if err != nil {
 			return nil, fmt.Errorf("text encoder: %w", err)
 		}
-		parts = append(parts, repeat(uncond, B))
+		parts = append(parts, repeat(uncond, batch))
 	}
-	parts = append(parts, repeat(cond, B))
-	emb := concat(parts...)
-	m.release("text_encoder", m.TextEncoder)
+	parts = append(parts, repeat(cond, batch))
+	return &conditioning{embeddings: concat(parts...), guided: guided, truncated: truncated}, nil
+}
 
-	gen := rng.New(p.Seed)
-	timesteps := sched.Timesteps()
-	start := 0
-	latents := tensor.New(B, lc, h, w)
-	if p.InitImage == nil && p.Latents != nil {
-		if !tensor.SameShape(p.Latents.Shape, latents.Shape) {
-			return nil, paramErr("initial latents have shape %v, want %v", p.Latents.Shape, latents.Shape)
-		}
-		copy(latents.Data, p.Latents.Data)
-	} else if p.InitImage == nil {
-		gen.RandnInto(latents.Data)
+// start is where denoising begins.
+type start struct {
+	latents *tensor.Tensor // [B,C,h,w], scaled for the first timestep
+	first   int            // index of the first timestep to run
+}
+
+// latentShape returns the batch, channels, height and width of p's
+// latents.
+func (m *Model) latentShape(p *Params) (b, c, h, w int) {
+	f := m.ScaleFactor()
+	c = m.LatentChannels
+	if c <= 0 {
+		c = 4
 	}
+	return p.ImageCount, c, p.Height / f, p.Width / f
+}
+
+// prepareLatents draws (or takes) the initial noise of txt2img, scaled by
+// the scheduler's initial sigma, or for img2img encodes the init image,
+// samples its latent and noises it to the strength's point of the
+// schedule; the random draws come from gen in diffusers' order.
+func (m *Model) prepareLatents(ctx context.Context, p *Params, sched scheduler.Scheduler, gen *rng.Generator) (*start, error) {
+	B, lc, h, w := m.latentShape(p)
+	latents := tensor.New(B, lc, h, w)
 	if p.InitImage == nil {
+		if p.Latents != nil {
+			if !tensor.SameShape(p.Latents.Shape, latents.Shape) {
+				return nil, paramErr("initial latents have shape %v, want %v", p.Latents.Shape, latents.Shape)
+			}
+			copy(latents.Data, p.Latents.Data)
+		} else {
+			gen.RandnInto(latents.Data)
+		}
 		s := float32(sched.InitNoiseSigma())
 		for i := range latents.Data {
 			latents.Data[i] *= s
 		}
-	} else {
-		initT := int(float64(p.Steps) * p.Strength)
-		if initT > p.Steps {
-			initT = p.Steps
-		}
-		tStart := p.Steps - initT
-		if tStart < 0 {
-			tStart = 0
-		}
-		start = tStart * sched.Order()
-		if initT < 1 || start >= len(timesteps) {
-			return nil, paramErr("strength %v with %d steps leaves no denoising step (steps x strength must be at least 1)", p.Strength, p.Steps)
-		}
-		mean, logvar, err := m.VAE.Encode(p.InitImage)
-		if err != nil {
-			return nil, fmt.Errorf("vae encoder: %w", err)
-		}
-		if mean.Len() != per {
-			return nil, fmt.Errorf("vae encoder: latent of %d values, want %d", mean.Len(), per)
-		}
-		encNoise := gen.Randn(per)
-		sf := float32(m.ScalingFactor)
-		lat0 := make([]float32, B*per)
-		for i := 0; i < per; i++ {
-			std := float32(math.Exp(0.5 * float64(logvar.Data[i])))
-			v := sf * (mean.Data[i] + std*encNoise[i])
-			for b := 0; b < B; b++ {
-				lat0[b*per+i] = v
-			}
-		}
-		noise := gen.Randn(B * per)
-		if err := sched.AddNoise(latents.Data, lat0, noise, timesteps[start]); err != nil {
-			return nil, err
-		}
+		return &start{latents: latents}, nil
 	}
 
-	calls := len(timesteps) - start
-	res.Timesteps = timesteps[start:]
+	timesteps := sched.Timesteps()
+	initT := min(int(float64(p.Steps)*p.Strength), p.Steps)
+	tStart := max(p.Steps-initT, 0)
+	first := tStart * sched.Order()
+	if initT < 1 || first >= len(timesteps) {
+		return nil, paramErr("strength %v with %d steps leaves no denoising step (steps x strength must be at least 1)", p.Strength, p.Steps)
+	}
+	p.phase(PhaseEncodeImage)
+	mean, logvar, err := m.VAE.EncodeContext(ctx, p.InitImage)
+	if err != nil {
+		return nil, fmt.Errorf("vae encoder: %w", err)
+	}
+	per := lc * h * w
+	if mean.Len() != per {
+		return nil, fmt.Errorf("vae encoder: latent of %d values, want %d", mean.Len(), per)
+	}
+	encNoise := gen.Randn(per)
+	sf := float32(m.ScalingFactor)
+	lat0 := make([]float32, B*per)
+	for i := 0; i < per; i++ {
+		std := float32(math.Exp(0.5 * float64(logvar.Data[i])))
+		v := sf * (mean.Data[i] + std*encNoise[i])
+		for b := 0; b < B; b++ {
+			lat0[b*per+i] = v
+		}
+	}
+	noise := gen.Randn(B * per)
+	if err := sched.AddNoise(latents.Data, lat0, noise, timesteps[first]); err != nil {
+		return nil, err
+	}
+	return &start{latents: latents, first: first}, nil
+}
+
+// denoise runs the scheduler loop from st.first on st.latents in place:
+// the UNet on the (doubled, with guidance) scaled latents, the guidance
+// combination, the scheduler step.
+func (m *Model) denoise(ctx context.Context, p *Params, sched scheduler.Scheduler, gen *rng.Generator, st *start, cond *conditioning) error {
+	timesteps := sched.Timesteps()
+	latents := st.latents
+	B, lc, h, w := latents.Shape[0], latents.Shape[1], latents.Shape[2], latents.Shape[3]
+	per := lc * h * w
+	calls := len(timesteps) - st.first
 	batch := B
-	if cfg {
+	if cond.guided {
 		batch = 2 * B
 	}
 	in := tensor.New(batch, lc, h, w)
@@ -308,21 +403,21 @@ func (m *Model) Generate(ctx context.Context, p Params) (*Result, error) {
 	if p.Progress != nil {
 		p.Progress(0, calls)
 	}
-	for k := start; k < len(timesteps); k++ {
+	for k := st.first; k < len(timesteps); k++ {
 		if err := ctx.Err(); err != nil {
-			return nil, err
+			return err
 		}
 		if err := sched.ScaleModelInput(in.Data[:B*per], latents.Data, k); err != nil {
-			return nil, err
+			return err
 		}
-		if cfg {
+		if cond.guided {
 			copy(in.Data[B*per:], in.Data[:B*per])
 		}
-		out, err := m.UNet.Forward(in, timesteps[k], emb)
+		out, err := m.UNet.Forward(in, timesteps[k], cond.embeddings)
 		if err != nil {
-			return nil, fmt.Errorf("unet: %w", err)
+			return fmt.Errorf("unet: %w", err)
 		}
-		if cfg {
+		if cond.guided {
 			g := float32(p.Guidance)
 			u, c := out.Data[:B*per], out.Data[B*per:]
 			for i := range eps {
@@ -332,39 +427,34 @@ func (m *Model) Generate(ctx context.Context, p Params) (*Result, error) {
 			copy(eps, out.Data)
 		}
 		if err := sched.Step(latents.Data, eps, latents.Data, k, noiseFn); err != nil {
-			return nil, err
+			return err
 		}
 		if p.OnStep != nil {
 			p.OnStep(k, timesteps[k], latents)
 		}
 		if p.Progress != nil {
-			p.Progress(k-start+1, calls)
+			p.Progress(k-st.first+1, calls)
 		}
 	}
-	if err := ctx.Err(); err != nil {
-		return nil, err
-	}
-	res.Latents = latents
-	m.release("unet", m.UNet)
-	if p.InitImage != nil {
-		releaseScratch(m.VAE) // the encoder's buffers
-	}
+	return ctx.Err()
+}
+
+// decode divides the latents by the VAE scaling factor and decodes them
+// to images [B,3,H,W] in about [-1,1].
+func (m *Model) decode(ctx context.Context, latents *tensor.Tensor) (*tensor.Tensor, error) {
 	scaled := latents.Clone()
 	inv := float32(1 / m.ScalingFactor)
 	for i := range scaled.Data {
 		scaled.Data[i] *= inv
 	}
-	decoded, err := m.VAE.Decode(scaled)
+	decoded, err := m.VAE.DecodeContext(ctx, scaled)
 	if err != nil {
+		if ctx.Err() != nil {
+			return nil, err
+		}
 		return nil, fmt.Errorf("vae decoder: %w", err)
 	}
-	res.Decoded = decoded
-	m.release("vae", m.VAE)
-	res.Images, err = TensorToImages(decoded)
-	if err != nil {
-		return nil, err
-	}
-	return res, nil
+	return decoded, nil
 }
 
 // scratchHolder is a network that keeps activation buffers between calls.
@@ -374,16 +464,15 @@ type scratchHolder interface {
 
 // releaseScratch returns a network's idle activation buffers to the Go
 // runtime, so the phases of a generation (text, denoising, decoding) do
-// not hold each other's peak memory.
+// not hold each other's peak memory. Handing the pages back to the
+// operating system at once (debug.FreeOSMemory) is the caller's choice,
+// made in Params.OnPhase.
 func releaseScratch(net any) {
 	h, ok := net.(scratchHolder)
 	if !ok || h.Arena().Stats().Held-h.Arena().Stats().InUse < 64<<20 {
 		return
 	}
 	h.Arena().Release()
-	// Hand the pages back now rather than when the heap next grows, so the
-	// next phase starts from a lower resident size.
-	debug.FreeOSMemory()
 }
 
 func repeat(t *tensor.Tensor, n int) *tensor.Tensor {

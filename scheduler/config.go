@@ -158,19 +158,31 @@ func (e *ConfigError) Error() string {
 }
 
 // ConfigClass returns the "_class_name" of a diffusers scheduler_config.json,
-// the class a model ships with.
+// the class a model ships with, and fails when pigment does not implement
+// it.
 func ConfigClass(raw []byte) (string, error) {
+	class, err := ConfigClassName(raw)
+	if err != nil {
+		return "", err
+	}
+	if _, ok := classParams[class]; !ok {
+		return "", fmt.Errorf("scheduler config: unsupported class %q (supported: %s)", class, strings.Join(Classes(), ", "))
+	}
+	return class, nil
+}
+
+// ConfigClassName returns the "_class_name" of a diffusers
+// scheduler_config.json, whether or not pigment implements the class (a
+// model whose own scheduler is not implemented still runs with another).
+func ConfigClassName(raw []byte) (string, error) {
 	var head struct {
 		Class *string `json:"_class_name"`
 	}
 	if err := json.Unmarshal(quoteNonFinite(raw), &head); err != nil {
 		return "", fmt.Errorf("scheduler config: %w", err)
 	}
-	if head.Class == nil {
+	if head.Class == nil || *head.Class == "" {
 		return "", fmt.Errorf("scheduler config: no _class_name")
-	}
-	if _, ok := classParams[*head.Class]; !ok {
-		return "", fmt.Errorf("scheduler config: unsupported class %q (supported: %s)", *head.Class, strings.Join(Classes(), ", "))
 	}
 	return *head.Class, nil
 }

@@ -256,3 +256,49 @@ func FuzzParseConfig(f *testing.F) {
 		}
 	})
 }
+
+// TestLabels checks the AUTOMATIC1111 sampler names: every command-line
+// name has one, ByLabel inverts Label, and a model's own scheduler is
+// named by its class (with " Karras" when its config uses Karras sigmas).
+func TestLabels(t *testing.T) {
+	seen := map[string]bool{}
+	for _, name := range Names() {
+		l := Label(name, Config{})
+		if l == "" || seen[l] {
+			t.Errorf("Label(%q) = %q: empty or not unique", name, l)
+		}
+		seen[l] = true
+		if back, ok := ByLabel(strings.ToUpper(l)); !ok || back != name {
+			t.Errorf("ByLabel(%q) = %q, %v, want %q", l, back, ok, name)
+		}
+	}
+	if got := len(Labels()); got != len(Names()) {
+		t.Errorf("%d labels for %d names", got, len(Names()))
+	}
+	for _, tc := range []struct {
+		name string
+		cfg  Config
+		want string
+	}{
+		{"dpm++2m-karras", Config{Class: DPMSolverMultistep}, "DPM++ 2M Karras"},
+		{"pndm", Config{Class: PNDM}, "PLMS"},
+		{"", Config{Class: PNDM}, "PLMS"},
+		{Default, Config{Class: DPMSolverMultistep, UseKarrasSigmas: true}, "DPM++ 2M Karras"},
+		{"", Config{Class: "FlowMatchEulerDiscreteScheduler"}, "FlowMatchEulerDiscreteScheduler"},
+	} {
+		if got := Label(tc.name, tc.cfg); got != tc.want {
+			t.Errorf("Label(%q, %s) = %q, want %q", tc.name, tc.cfg.Class, got, tc.want)
+		}
+	}
+	if _, ok := ByLabel("Restart"); ok {
+		t.Error("ByLabel accepted a sampler pigment does not have")
+	}
+	for _, n := range []string{"", "default", "Default"} {
+		if !IsDefault(n) {
+			t.Errorf("IsDefault(%q) = false", n)
+		}
+		if _, _, err := ByName(n); err == nil {
+			t.Errorf("ByName(%q) succeeded; the model's own scheduler has no name", n)
+		}
+	}
+}

@@ -139,24 +139,81 @@ func FromConfig(class string, raw []byte, overrides map[string]any) (Scheduler, 
 type namedScheduler struct {
 	class     string
 	overrides map[string]any
+	// label is the sampler's name in AUTOMATIC1111's web UI and API
+	// (sampler_name), which PNG parameters carry.
+	label string
 }
 
 // names are the command-line scheduler names.
 var names = map[string]namedScheduler{
-	"pndm":           {PNDM, map[string]any{"skip_prk_steps": true}},
-	"ddim":           {DDIM, nil},
-	"euler":          {Euler, map[string]any{"use_karras_sigmas": false}},
-	"euler-karras":   {Euler, map[string]any{"use_karras_sigmas": true}},
-	"euler-a":        {EulerAncestral, nil},
-	"dpm++2m":        {DPMSolverMultistep, map[string]any{"algorithm_type": "dpmsolver++", "solver_order": 2, "use_karras_sigmas": false}},
-	"dpm++2m-karras": {DPMSolverMultistep, map[string]any{"algorithm_type": "dpmsolver++", "solver_order": 2, "use_karras_sigmas": true}},
-	"dpm-single":     {DPMSolverSinglestep, map[string]any{"algorithm_type": "dpmsolver++", "solver_order": 2}},
-	"lms":            {LMS, map[string]any{"use_karras_sigmas": false}},
-	"heun":           {Heun, map[string]any{"use_karras_sigmas": false}},
-	"kdpm2":          {KDPM2, nil},
-	"kdpm2-a":        {KDPM2Ancestral, nil},
-	"unipc":          {UniPCMultistep, map[string]any{"use_karras_sigmas": false}},
-	"deis":           {DEISMultistep, map[string]any{"use_karras_sigmas": false}},
+	"pndm":           {PNDM, map[string]any{"skip_prk_steps": true}, "PLMS"},
+	"ddim":           {DDIM, nil, "DDIM"},
+	"euler":          {Euler, map[string]any{"use_karras_sigmas": false}, "Euler"},
+	"euler-karras":   {Euler, map[string]any{"use_karras_sigmas": true}, "Euler Karras"},
+	"euler-a":        {EulerAncestral, nil, "Euler a"},
+	"dpm++2m":        {DPMSolverMultistep, map[string]any{"algorithm_type": "dpmsolver++", "solver_order": 2, "use_karras_sigmas": false}, "DPM++ 2M"},
+	"dpm++2m-karras": {DPMSolverMultistep, map[string]any{"algorithm_type": "dpmsolver++", "solver_order": 2, "use_karras_sigmas": true}, "DPM++ 2M Karras"},
+	"dpm-single":     {DPMSolverSinglestep, map[string]any{"algorithm_type": "dpmsolver++", "solver_order": 2}, "DPM++ 2S"},
+	"lms":            {LMS, map[string]any{"use_karras_sigmas": false}, "LMS"},
+	"heun":           {Heun, map[string]any{"use_karras_sigmas": false}, "Heun"},
+	"kdpm2":          {KDPM2, nil, "DPM2"},
+	"kdpm2-a":        {KDPM2Ancestral, nil, "DPM2 a"},
+	"unipc":          {UniPCMultistep, map[string]any{"use_karras_sigmas": false}, "UniPC"},
+	"deis":           {DEISMultistep, map[string]any{"use_karras_sigmas": false}, "DEIS"},
+}
+
+// Default is the scheduler name that asks for the model's own scheduler,
+// as the empty name does.
+const Default = "default"
+
+// IsDefault reports whether name asks for the model's own scheduler.
+func IsDefault(name string) bool { return name == "" || strings.EqualFold(name, Default) }
+
+// classLabels are the AUTOMATIC1111 sampler names of the classes, for a
+// model's own scheduler.
+var classLabels = map[string]string{
+	PNDM: "PLMS", DDIM: "DDIM", Euler: "Euler", EulerAncestral: "Euler a",
+	DPMSolverMultistep: "DPM++ 2M", DPMSolverSinglestep: "DPM++ 2S", LMS: "LMS",
+	Heun: "Heun", KDPM2: "DPM2", KDPM2Ancestral: "DPM2 a",
+	UniPCMultistep: "UniPC", DEISMultistep: "DEIS",
+}
+
+// Label returns the AUTOMATIC1111 sampler name of a generation that used
+// the scheduler name asked for (a command-line name, or Default) and ended
+// up with the resolved config cfg.
+func Label(name string, cfg Config) string {
+	if n, ok := names[strings.ToLower(name)]; ok {
+		return n.label
+	}
+	l := classLabels[cfg.Class]
+	if l == "" {
+		l = cfg.Class
+	}
+	if cfg.UseKarrasSigmas {
+		l += " Karras"
+	}
+	return l
+}
+
+// ByLabel returns the command-line name of an AUTOMATIC1111 sampler name
+// (case-insensitive), for APIs that speak AUTOMATIC1111's vocabulary.
+func ByLabel(label string) (name string, ok bool) {
+	for n, s := range names {
+		if strings.EqualFold(s.label, label) {
+			return n, true
+		}
+	}
+	return "", false
+}
+
+// Labels lists the AUTOMATIC1111 sampler names ByLabel accepts, in the
+// order of Names.
+func Labels() []string {
+	var out []string
+	for _, n := range Names() {
+		out = append(out, names[n].label)
+	}
+	return out
 }
 
 // Names lists the command-line scheduler names ByName accepts.
@@ -173,6 +230,9 @@ func Names() []string {
 // class name to the class and the overrides to pass to ParseConfig together
 // with the model's own scheduler_config.json.
 func ByName(name string) (class string, overrides map[string]any, err error) {
+	if IsDefault(name) {
+		return "", nil, fmt.Errorf("scheduler: %q names no scheduler but the model's own", name)
+	}
 	if n, ok := names[strings.ToLower(name)]; ok {
 		ov := make(map[string]any, len(n.overrides))
 		for k, v := range n.overrides {

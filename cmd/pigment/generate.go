@@ -2,8 +2,6 @@ package main
 
 import (
 	"bytes"
-	"crypto/rand"
-	"encoding/binary"
 	"fmt"
 	"image"
 	_ "image/jpeg" // init images may be JPEG
@@ -23,8 +21,8 @@ import (
 	"github.com/pigment-sd/pigment/checkpoint"
 	"github.com/pigment-sd/pigment/format/pngmeta"
 	"github.com/pigment-sd/pigment/internal/atomicfile"
-	"github.com/pigment-sd/pigment/model/unet"
 	"github.com/pigment-sd/pigment/pipeline"
+	"github.com/pigment-sd/pigment/rng"
 	"github.com/pigment-sd/pigment/scheduler"
 )
 
@@ -86,23 +84,16 @@ in a "parameters" text chunk as AUTOMATIC1111's web UI writes them.`,
 	return cmd
 }
 
-// parseSeed reads a seed as users type it: any 64-bit integer, negative
-// ones taken modulo 2^64 as PyTorch does.
+// parseSeed reads --seed: empty is a random 32-bit seed.
 func parseSeed(s string) (uint64, error) {
 	if s == "" {
-		var b [4]byte
-		if _, err := rand.Read(b[:]); err != nil {
-			return 0, err
-		}
-		return uint64(binary.LittleEndian.Uint32(b[:])), nil
+		return rng.RandomSeed()
 	}
-	if u, err := strconv.ParseUint(s, 10, 64); err == nil {
-		return u, nil
+	seed, err := rng.ParseSeed(s)
+	if err != nil {
+		return 0, fmt.Errorf("--seed: %w", err)
 	}
-	if i, err := strconv.ParseInt(s, 10, 64); err == nil {
-		return uint64(i), nil
-	}
-	return 0, fmt.Errorf("--seed %q is not a 64-bit integer", s)
+	return seed, nil
 }
 
 func runGenerate(cmd *cobra.Command, g *generateFlags, mf *modelFlags, ef *engineFlags) error {
@@ -111,7 +102,7 @@ func runGenerate(cmd *cobra.Command, g *generateFlags, mf *modelFlags, ef *engin
 	if err != nil {
 		return err
 	}
-	if g.sched != "" && g.sched != "default" {
+	if !scheduler.IsDefault(g.sched) {
 		if _, _, err := scheduler.ByName(g.sched); err != nil {
 			return err
 		}
@@ -177,33 +168,18 @@ func runGenerate(cmd *cobra.Command, g *generateFlags, mf *modelFlags, ef *engin
 	}
 	p := pipeline.Params{Prompt: g.prompt, NegativePrompt: g.negative, Steps: g.steps, Guidance: g.guidance, Seed: seed,
 		Scheduler: g.sched, Width: g.width, Height: g.height, ImageCount: g.count, Strength: g.strength}
-	native := m.UNet.(*unet.UNet).Config().SampleSize * m.VAEScaleFactor
-	f := m.VAEScaleFactor
 	if initImg != nil {
-		// As diffusers: the init image's size rounded down to a multiple
-		// of the VAE factor, unless --width/--height ask for another.
-		b := initImg.Bounds()
-		if p.Width == 0 {
-			p.Width = b.Dx() / f * f
+		resized, err := m.SetInitImage(&p, initImg)
+		if err != nil {
+			return err
 		}
-		if p.Height == 0 {
-			p.Height = b.Dy() / f * f
-		}
-		if p.Width <= 0 || p.Height <= 0 || p.Width%f != 0 || p.Height%f != 0 {
-			return fmt.Errorf("width and height must be positive multiples of %d, got %dx%d", f, p.Width, p.Height)
-		}
-		var resized bool
-		p.InitImage, resized = pipeline.ImageToTensor(initImg, p.Width, p.Height)
 		if resized {
+			b := initImg.Bounds()
 			fmt.Fprintf(stderr, "note: init image %dx%d resized to %dx%d\n", b.Dx(), b.Dy(), p.Width, p.Height)
 		}
 	}
-	if p.Width == 0 {
-		p.Width = native
-	}
-	if p.Height == 0 {
-		p.Height = native
-	}
+	m.SetDefaultSize(&p)
+	p.OnPhase = func(pipeline.Phase) { debug.FreeOSMemory() }
 	if err := m.Validate(&p); err != nil {
 		return err
 	}
@@ -242,7 +218,7 @@ func runGenerate(cmd *cobra.Command, g *generateFlags, mf *modelFlags, ef *engin
 		return err
 	}
 	for i, img := range res.Images {
-		params := a1111Parameters(g, &p, seed, res, modelPath, i)
+		params := pipeline.Infotext(&p, res, modelPath, i)
 		var buf bytes.Buffer
 		if err := pngmeta.Encode(&buf, img, []pngmeta.Text{{Key: "parameters", Value: params}}); err != nil {
 			return err
@@ -294,45 +270,4 @@ func outputPaths(g *generateFlags, seed uint64, n int) ([]string, error) {
 		out[i] = fmt.Sprintf("%s-%d.png", stem, i+1)
 	}
 	return out, nil
-}
-
-// samplerNames are the names AUTOMATIC1111's web UI gives the schedulers.
-var samplerNames = map[string]string{
-	"pndm": "PLMS", "ddim": "DDIM", "euler": "Euler", "euler-karras": "Euler Karras", "euler-a": "Euler a",
-	"dpm++2m": "DPM++ 2M", "dpm++2m-karras": "DPM++ 2M Karras", "dpm-single": "DPM++ 2S", "lms": "LMS", "heun": "Heun",
-	"kdpm2": "DPM2", "kdpm2-a": "DPM2 a", "unipc": "UniPC", "deis": "DEIS",
-}
-
-var classSamplers = map[string]string{
-	scheduler.PNDM: "PLMS", scheduler.DDIM: "DDIM", scheduler.Euler: "Euler", scheduler.EulerAncestral: "Euler a",
-	scheduler.DPMSolverMultistep: "DPM++ 2M", scheduler.DPMSolverSinglestep: "DPM++ 2S", scheduler.LMS: "LMS",
-	scheduler.Heun: "Heun", scheduler.KDPM2: "DPM2", scheduler.KDPM2Ancestral: "DPM2 a",
-	scheduler.UniPCMultistep: "UniPC", scheduler.DEISMultistep: "DEIS",
-}
-
-// a1111Parameters renders the generation parameters the way AUTOMATIC1111's
-// web UI stores them in PNG files.
-func a1111Parameters(g *generateFlags, p *pipeline.Params, seed uint64, res *pipeline.Result, model string, index int) string {
-	var b strings.Builder
-	b.WriteString(p.Prompt)
-	if p.NegativePrompt != "" {
-		b.WriteString("\nNegative prompt: " + p.NegativePrompt)
-	}
-	sampler := samplerNames[g.sched]
-	if sampler == "" {
-		sampler = classSamplers[res.SchedulerConfig.Class]
-		if res.SchedulerConfig.UseKarrasSigmas {
-			sampler += " Karras"
-		}
-	}
-	fmt.Fprintf(&b, "\nSteps: %d, Sampler: %s, CFG scale: %g, Seed: %d, Size: %dx%d, Model: %s",
-		p.Steps, sampler, p.Guidance, seed, p.Width, p.Height, filepath.Base(strings.TrimRight(model, "/")))
-	if p.InitImage != nil {
-		fmt.Fprintf(&b, ", Denoising strength: %g", p.Strength)
-	}
-	if p.ImageCount > 1 {
-		fmt.Fprintf(&b, ", Batch size: %d, Batch pos: %d", p.ImageCount, index)
-	}
-	fmt.Fprintf(&b, ", Schedule type: %s, Version: pigment", res.SchedulerConfig.Class)
-	return b.String()
 }

@@ -244,6 +244,7 @@ func (v *VAE) conv(ctx *nn.Ctx, l *nn.Conv2d, x *act, st *normStats, consume boo
 	rows := min(v.rowsFor(l.Out, w), 2*v.rowsFor(x.c*l.Stride, x.w))
 	g := getBuf(ctx, x.c*maxInputRows(l, rows, x.h)*x.w)
 	for a := 0; a < h; a += rows {
+		v.checkCancel()
 		b := min(a+rows, h)
 		lo, hi, pt, pb := inputRows(l, a, b, x.h)
 		gb := g[:x.c*(hi-lo)*x.w]
@@ -277,6 +278,7 @@ func (v *VAE) upsample(ctx *nn.Ctx, u *nn.Upsample2D, x *act) *act {
 	rows := v.rowsFor(l.Out, W)
 	up := getBuf(ctx, c*maxInputRows(l, rows, H)*W)
 	for a := 0; a < H; a += rows {
+		v.checkCancel()
 		b := min(a+rows, H)
 		lo, hi, pt, pb := inputRows(l, a, b, H)
 		n := hi - lo
@@ -319,6 +321,7 @@ func (v *VAE) resnet(ctx *nn.Ctx, r *nn.ResnetBlock2D, x *act, stats bool) *act 
 		raw = getBuf(ctx, r.In*min(rows, h)*w)
 	}
 	for a := 0; a < h; a += rows {
+		v.checkCancel()
 		b := min(a+rows, h)
 		lo, hi, pt, pb := inputRows(c1, a, b, h)
 		gb := g[:r.In*(hi-lo)*w]
@@ -346,6 +349,7 @@ func (v *VAE) resnet(ctx *nn.Ctx, r *nn.ResnetBlock2D, x *act, stats bool) *act 
 	}
 	o := getBuf(ctx, r.Out*min(rows, h)*w)
 	for a := 0; a < h; a += rows {
+		v.checkCancel()
 		b := min(a+rows, h)
 		lo, hi, pt, pb := inputRows(c2, a, b, h)
 		gb := g[:r.Out*(hi-lo)*w]
@@ -369,6 +373,7 @@ func (v *VAE) resnet(ctx *nn.Ctx, r *nn.ResnetBlock2D, x *act, stats bool) *act 
 func (v *VAE) mid(ctx *nn.Ctx, cd *coder, x *act) *act {
 	x = v.resnet(ctx, cd.mid[0], x, true)
 	if cd.attn != nil {
+		v.checkCancel()
 		x.join(ctx)
 		y := cd.attn.Forward(ctx, x.tensor())
 		x.free(ctx)

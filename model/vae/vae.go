@@ -26,6 +26,7 @@
 package vae
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"strconv"
@@ -140,6 +141,9 @@ type VAE struct {
 	enc, dec                 coder
 
 	tune tuning
+	// call is the context of the Decode or Encode in progress, checked
+	// before every band of work.
+	call context.Context
 }
 
 // coder is the encoder or the decoder: conv_in, blocks, mid block,
@@ -331,12 +335,20 @@ func checkNCHW(what string, t *tensor.Tensor, ch int) error {
 // (8x for Stable Diffusion), values roughly in [-1, 1]. Any size works.
 // Images are decoded one at a time.
 func (v *VAE) Decode(latents *tensor.Tensor) (*tensor.Tensor, error) {
+	return v.DecodeContext(context.Background(), latents)
+}
+
+// DecodeContext is Decode that stops when ctx is done: the context is
+// checked before every band of rows, so a cancelled decode returns
+// ctx.Err() after at most one band of work.
+func (v *VAE) DecodeContext(ctx context.Context, latents *tensor.Tensor) (out *tensor.Tensor, err error) {
 	if err := checkNCHW("latents", latents, v.cfg.LatentChannels); err != nil {
 		return nil, err
 	}
+	defer v.watch(ctx, &err)()
 	bsz, h, w := latents.Shape[0], latents.Shape[2], latents.Shape[3]
 	scale := 1 << (len(v.cfg.BlockOutChannels) - 1)
-	out := tensor.New(bsz, v.cfg.OutChannels, h*scale, w*scale)
+	out = tensor.New(bsz, v.cfg.OutChannels, h*scale, w*scale)
 	in, per := len(latents.Data)/bsz, len(out.Data)/bsz
 	em := &emitter{hook: v.opts.Hook, batch: bsz}
 	for n := range bsz {
@@ -345,6 +357,41 @@ func (v *VAE) Decode(latents *tensor.Tensor) (*tensor.Tensor, error) {
 	}
 	em.flush()
 	return out, nil
+}
+
+// stopped carries a cancelled context's error from a band loop up to the
+// Decode or Encode that runs it.
+type stopped struct{ err error }
+
+// watch makes ctx the context of the call in progress. The function it
+// returns, deferred by Decode and Encode, turns a stop raised by
+// checkCancel into the call's error and forgets the buffers the
+// abandoned bands held.
+func (v *VAE) watch(ctx context.Context, err *error) func() {
+	v.call = ctx
+	return func() {
+		v.call = nil
+		r := recover()
+		if r == nil {
+			return
+		}
+		s, ok := r.(stopped)
+		if !ok {
+			panic(r)
+		}
+		v.ctx.Arena.Abandon()
+		*err = s.err
+	}
+}
+
+// checkCancel stops the call in progress when its context is done.
+func (v *VAE) checkCancel() {
+	if v.call == nil {
+		return
+	}
+	if err := v.call.Err(); err != nil {
+		panic(stopped{err})
+	}
 }
 
 // decode decodes the latents z [latent_channels, h, w] of one image into
@@ -383,9 +430,16 @@ func (v *VAE) decode(z []float32, h, w int, img []float32, em *emitter) {
 // (mean + exp(logvar/2)·noise) and the scaling factor are left to the
 // caller. Images are encoded one at a time.
 func (v *VAE) Encode(image *tensor.Tensor) (mean, logvar *tensor.Tensor, err error) {
+	return v.EncodeContext(context.Background(), image)
+}
+
+// EncodeContext is Encode that stops, as DecodeContext does, when ctx is
+// done.
+func (v *VAE) EncodeContext(ctx context.Context, image *tensor.Tensor) (mean, logvar *tensor.Tensor, err error) {
 	if err := checkNCHW("image", image, v.cfg.InChannels); err != nil {
 		return nil, nil, err
 	}
+	defer v.watch(ctx, &err)()
 	bsz, h, w := image.Shape[0], image.Shape[2], image.Shape[3]
 	in := len(image.Data) / bsz
 	em := &emitter{hook: v.opts.Hook, batch: bsz}

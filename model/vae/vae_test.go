@@ -1,6 +1,7 @@
 package vae
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"math"
@@ -563,4 +564,80 @@ func compareTight(t *testing.T, name string, got, want *tensor.Tensor, tol float
 	if d > tol*scale {
 		t.Errorf("%s: max diff %.3g > %.3g·max(1, std %.3g)", name, d, tol, scale)
 	}
+}
+
+// cancelAfter is a kernel set that cancels a context in the middle of its
+// n-th convolution and counts the convolutions that run after that.
+type cancelAfter struct {
+	kernels.Kernels
+	n, calls, after int
+	cancel          func()
+}
+
+func (k *cancelAfter) Conv2D(dst, src []float32, p kernels.Conv2D, w weights.Tensor, bias []float32) {
+	k.calls++
+	if k.calls > k.n && k.n > 0 {
+		k.after++
+	}
+	k.Kernels.Conv2D(dst, src, p, w, bias)
+	if k.calls == k.n {
+		k.cancel()
+	}
+}
+
+// TestDecodeCancel cancels decoding and encoding part way, at several
+// points, and checks that the call returns the context's error after at
+// most one more band of work (a band of a resnet runs two convolutions:
+// the shortcut's and conv1), that the arena holds no buffers of the
+// abandoned pass, and that the next call gives the full result.
+func TestDecodeCancel(t *testing.T) {
+	cfg := readFile(t, fixtures.Path(t, "tiny-sd15/vae/config.json"))
+	src := testmodel.FileSource(t, fixtures.Path(t, "tiny-sd15/vae/diffusion_pytorch_model.safetensors"))
+	refs := testmodel.OpenFile(t, fixtures.Path(t, "tiny-sd15/refs.safetensors"))
+	latents := testmodel.Ref(t, refs, "vae.decode.latents")
+	image := testmodel.Ref(t, refs, "vae.encode.image")
+	k := &cancelAfter{Kernels: testmodel.KernelCases()[1].K}
+	v, err := New(cfg, src, k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v.tune.bandRows = 2 // many bands on the tiny model
+	full, err := v.Decode(latents)
+	if err != nil {
+		t.Fatal(err)
+	}
+	totals := map[string]int{"decode": k.calls}
+	k.calls = 0
+	if _, _, err := v.Encode(image); err != nil {
+		t.Fatal(err)
+	}
+	totals["encode"] = k.calls
+	for _, op := range []string{"decode", "encode"} {
+		total := totals[op]
+		for _, n := range []int{1, total / 3, total - 1} {
+			ctx, cancel := context.WithCancel(context.Background())
+			k.n, k.calls, k.after, k.cancel = n, 0, 0, cancel
+			if op == "decode" {
+				_, err = v.DecodeContext(ctx, latents)
+			} else {
+				_, _, err = v.EncodeContext(ctx, image)
+			}
+			cancel()
+			if !errors.Is(err, context.Canceled) {
+				t.Fatalf("%s cancelled in convolution %d: error %v, want context.Canceled", op, n, err)
+			}
+			if k.after > 2 {
+				t.Errorf("%s cancelled in convolution %d: %d convolutions ran after it, want at most one band (2)", op, n, k.after)
+			}
+			if st := v.Arena().Stats(); st.InUse != 0 {
+				t.Errorf("%s cancelled: arena has %d bytes in use", op, st.InUse)
+			}
+		}
+	}
+	k.n = 0
+	again, err := v.Decode(latents)
+	if err != nil {
+		t.Fatal(err)
+	}
+	testmodel.Compare(t, "decode after cancel", again, full)
 }
