@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"path"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -22,38 +23,42 @@ func weightBases(comp string) (st, bin string) {
 }
 
 // candidateNames lists the weight file names of variant v ("" for plain)
-// in order of preference: a single safetensors file, a sharded safetensors
-// index, a single .bin file, a sharded .bin index. Indexes end in .json.
-func candidateNames(comp, v string) []string {
+// and extension ext (".safetensors" or ".bin") in order of preference: a
+// single file, then a sharded index. Indexes end in .json.
+func candidateNames(comp, v, ext string) []string {
 	st, bin := weightBases(comp)
+	base := st
+	if ext == ".bin" {
+		base = bin
+	}
 	dv := ""
 	if v != "" {
 		dv = "." + v
 	}
 	return []string{
-		st + dv + ".safetensors",
-		st + ".safetensors.index" + dv + ".json",
-		st + dv + ".safetensors.index.json",
-		bin + dv + ".bin",
-		bin + ".bin.index" + dv + ".json",
-		bin + dv + ".bin.index.json",
+		base + dv + ext,
+		base + ext + ".index" + dv + ".json",
+		base + dv + ext + ".index.json",
 	}
 }
 
-// otherVariants lists variants present in dir other than those in skip,
-// such as "fp16" when only diffusion_pytorch_model.fp16.safetensors exists.
-func otherVariants(dir, comp string, skip []string) []string {
+// weightExts are the weight formats in order of preference: safetensors
+// (memory-mapped, no code) before PyTorch pickles.
+var weightExts = []string{".safetensors", ".bin"}
+
+// otherVariants lists the variants of comp's weight files among names
+// other than those in skip, such as "fp16" when only
+// diffusion_pytorch_model.fp16.safetensors exists.
+func otherVariants(names []string, comp string, skip []string) []string {
 	st, bin := weightBases(comp)
-	ents, _ := os.ReadDir(dir)
 	seen := map[string]bool{}
 	for _, s := range skip {
 		seen[s] = true
 	}
 	var out []string
-	for _, e := range ents {
-		name := e.Name()
+	for _, name := range names {
 		for _, base := range []string{st, bin} {
-			for _, ext := range []string{".safetensors", ".bin"} {
+			for _, ext := range weightExts {
 				v, ok := strings.CutPrefix(name, base+".")
 				if !ok {
 					continue
@@ -71,23 +76,135 @@ func otherVariants(dir, comp string, skip []string) []string {
 	return out
 }
 
-// findWeights picks the weight file (or shard index) of a component folder.
-// It returns the file and the variant it belongs to.
-func findWeights(dir, comp, variant string) (string, string, error) {
+// selectWeights picks the weight file (or shard index) of a diffusers
+// component folder holding the files names: safetensors before .bin;
+// within a format the variant asked for, then the plain files, then any
+// other variant; a single file before a shard index. It returns the file
+// name and the variant it belongs to. This one rule chooses both what is
+// opened from a folder and what is downloaded from the Hub.
+func selectWeights(names []string, comp, variant string) (name, v string, ok bool) {
+	has := make(map[string]bool, len(names))
+	for _, n := range names {
+		has[n] = true
+	}
 	variants := []string{""}
 	if variant != "" {
 		variants = []string{variant, ""}
 	}
-	variants = append(variants, otherVariants(dir, comp, variants)...)
-	for _, v := range variants {
-		for _, name := range candidateNames(comp, v) {
-			p := filepath.Join(dir, name)
-			if st, err := os.Stat(p); err == nil && !st.IsDir() {
-				return p, v, nil
+	variants = append(variants, otherVariants(names, comp, variants)...)
+	for _, ext := range weightExts {
+		for _, v := range variants {
+			for _, n := range candidateNames(comp, v, ext) {
+				if has[n] {
+					return n, v, true
+				}
 			}
 		}
 	}
-	return "", "", fmt.Errorf("%s: no weight file (looked for %s and variants)", dir, strings.Join(candidateNames(comp, variant), ", "))
+	return "", "", false
+}
+
+// findWeights picks the weight file (or shard index) of a component folder.
+// It returns the file and the variant it belongs to.
+func findWeights(dir, comp, variant string) (string, string, error) {
+	ents, _ := os.ReadDir(dir)
+	var names []string
+	for _, e := range ents {
+		// Entries may be symbolic links (the Hub cache's are): what
+		// they name must be a file.
+		if st, err := os.Stat(filepath.Join(dir, e.Name())); err == nil && !st.IsDir() {
+			names = append(names, e.Name())
+		}
+	}
+	if name, v, ok := selectWeights(names, comp, variant); ok {
+		return filepath.Join(dir, name), v, nil
+	}
+	return "", "", fmt.Errorf("%s: no weight file (looked for %s and variants)", dir, strings.Join(candidateNames(comp, variant, ".safetensors"), ", "))
+}
+
+// HubFiles picks the files of a Hub repository (its paths) that pigment
+// needs to open it: for a diffusers repo the index, configs, tokenizer,
+// scheduler and one weight file set per component, chosen as a local
+// folder's would be (selectWeights; variant "" prefers plain files); for
+// a pigment package everything; for a repo of single-file checkpoints
+// the one checkpoint, whose path is also returned as single.
+func HubFiles(paths []string, variant string) (include []string, single string, err error) {
+	has := map[string]bool{}
+	for _, p := range paths {
+		has[p] = true
+	}
+	if has["pigment.json"] {
+		return []string{"*"}, "", nil
+	}
+	if !has["model_index.json"] {
+		var ckpts []string
+		for _, p := range paths {
+			if !strings.Contains(p, "/") && (strings.HasSuffix(p, ".safetensors") || strings.HasSuffix(p, ".ckpt")) {
+				ckpts = append(ckpts, p)
+			}
+		}
+		sort.SliceStable(ckpts, func(i, j int) bool { // safetensors first
+			return strings.HasSuffix(ckpts[i], ".safetensors") && !strings.HasSuffix(ckpts[j], ".safetensors")
+		})
+		switch {
+		case len(ckpts) == 0:
+			return nil, "", fmt.Errorf("neither a diffusers model (no model_index.json) nor a single-file checkpoint")
+		case len(ckpts) > 1 && strings.HasSuffix(ckpts[1], ".safetensors"):
+			return nil, "", fmt.Errorf("several checkpoints (%s): download the one you want with `pigment pull --include FILE`", strings.Join(ckpts, ", "))
+		}
+		return []string{ckpts[0]}, ckpts[0], nil
+	}
+	include = []string{"model_index.json", "scheduler/*", "tokenizer/*"}
+	for _, comp := range AllComponents() {
+		include = append(include, comp+"/config.json")
+		var names []string
+		for _, p := range paths {
+			if dir, base := path.Split(p); dir == comp+"/" && base != "config.json" {
+				names = append(names, base)
+			}
+		}
+		name, v, ok := selectWeights(names, comp, variant)
+		if !ok {
+			continue
+		}
+		include = append(include, comp+"/"+name)
+		if strings.HasSuffix(name, ".json") {
+			for _, shard := range shardFiles(names, comp, name, v) {
+				include = append(include, comp+"/"+shard)
+			}
+		}
+	}
+	return include, "", nil
+}
+
+// shardFiles lists the shards among names that a shard index of variant
+// v points to: diffusion_pytorch_model-00001-of-00002.fp16.safetensors
+// for diffusion_pytorch_model.safetensors.index.fp16.json.
+func shardFiles(names []string, comp, index, v string) []string {
+	ext := ".safetensors"
+	if strings.Contains(index, ".bin") {
+		ext = ".bin"
+	}
+	st, bin := weightBases(comp)
+	base := st
+	if ext == ".bin" {
+		base = bin
+	}
+	suffix := ext
+	if v != "" {
+		suffix = "." + v + ext
+	}
+	var out []string
+	for _, n := range names {
+		mid, ok := strings.CutPrefix(n, base+"-")
+		if !ok {
+			continue
+		}
+		if mid, ok = strings.CutSuffix(mid, suffix); ok && !strings.Contains(mid, ".") {
+			out = append(out, n)
+		}
+	}
+	return out
 }
 
 // openWeightFiles opens a weight file, or all shards named by an index.

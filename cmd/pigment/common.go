@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"runtime"
 	"strings"
@@ -62,6 +63,9 @@ func (f *engineFlags) threadCount() int {
 	}
 	return runtime.GOMAXPROCS(0)
 }
+
+// errNoModel is the error of a command that needs --model without one.
+var errNoModel = errors.New("no model given (--model)")
 
 // modelFlags select and open a model.
 type modelFlags struct {

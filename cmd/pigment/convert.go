@@ -130,7 +130,7 @@ func runConvert(cmd *cobra.Command, cf *convertFlags, mf *modelFlags, ef *engine
 	case cf.random != "":
 		m, err = randomModel(cf.random, "f16", 1)
 	case mf.model == "":
-		return fmt.Errorf("no model given (--model)")
+		return errNoModel
 	default:
 		m, err = mf.open(cmd, nil)
 	}
@@ -146,36 +146,10 @@ func runConvert(cmd *cobra.Command, cf *convertFlags, mf *modelFlags, ef *engine
 func convertModel(cmd *cobra.Command, m *checkpoint.Model, out string, opt convert.Options, quiet bool) error {
 	stderr := cmd.ErrOrStderr()
 	start := time.Now()
-	var bar *progressbar.ProgressBar
-	opt.Progress = func(ev convert.Event) {
-		switch ev.Kind {
-		case convert.TensorDone:
-			if quiet {
-				return
-			}
-			if bar == nil {
-				bar = progressbar.NewOptions(ev.Total, progressbar.OptionSetWriter(stderr), progressbar.OptionSetDescription("palettizing"),
-					progressbar.OptionShowCount(), progressbar.OptionSetPredictTime(true), progressbar.OptionSetWidth(30),
-					progressbar.OptionThrottle(100*time.Millisecond))
-			}
-			bar.Describe(fmt.Sprintf("%-12s", ev.Component))
-			_ = bar.Set(ev.Index)
-		case convert.CheckStarted:
-			if bar != nil {
-				_ = bar.Finish()
-				fmt.Fprintln(stderr)
-				bar = nil
-			}
-			fmt.Fprintf(stderr, "checking %s...\n", ev.Component)
-		case convert.CheckDone:
-			fmt.Fprintf(stderr, "  %s: PSNR %.1f dB\n", ev.Component, ev.PSNR)
-		}
-	}
+	progress, finish := convertProgress(cmd, quiet)
+	opt.Progress = progress
 	man, err := convert.Convert(cmd.Context(), m, out, opt)
-	if bar != nil {
-		_ = bar.Finish()
-		fmt.Fprintln(stderr)
-	}
+	finish()
 	var ce *convert.CheckError
 	if err != nil && !errors.As(err, &ce) {
 		return err
@@ -189,4 +163,39 @@ func convertModel(cmd *cobra.Command, m *checkpoint.Model, out string, opt conve
 		byteSize(stored), byteSize(f16), float64(f16)/float64(max(stored, 1)))
 	fmt.Fprintln(cmd.OutOrStdout(), out)
 	return err
+}
+
+// convertProgress returns a conversion progress callback that draws a bar
+// over tensors (unless quiet) and prints the check results, and a
+// function that ends the bar.
+func convertProgress(cmd *cobra.Command, quiet bool) (func(convert.Event), func()) {
+	stderr := cmd.ErrOrStderr()
+	var bar *progressbar.ProgressBar
+	end := func() {
+		if bar != nil {
+			_ = bar.Finish()
+			fmt.Fprintln(stderr)
+			bar = nil
+		}
+	}
+	return func(ev convert.Event) {
+		switch ev.Kind {
+		case convert.TensorDone:
+			if quiet {
+				return
+			}
+			if bar == nil {
+				bar = progressbar.NewOptions(ev.Total, progressbar.OptionSetWriter(stderr), progressbar.OptionSetDescription("palettizing"),
+					progressbar.OptionShowCount(), progressbar.OptionSetPredictTime(true), progressbar.OptionSetWidth(30),
+					progressbar.OptionThrottle(100*time.Millisecond))
+			}
+			bar.Describe(fmt.Sprintf("%-12s", ev.Component))
+			_ = bar.Set(ev.Index)
+		case convert.CheckStarted:
+			end()
+			fmt.Fprintf(stderr, "checking %s...\n", ev.Component)
+		case convert.CheckDone:
+			fmt.Fprintf(stderr, "  %s: PSNR %.1f dB\n", ev.Component, ev.PSNR)
+		}
+	}, end
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/schollz/progressbar/v3"
 	"github.com/spf13/cobra"
 
+	"github.com/pigment-sd/pigment/catalog"
 	"github.com/pigment-sd/pigment/checkpoint"
 	"github.com/pigment-sd/pigment/format/pngmeta"
 	"github.com/pigment-sd/pigment/internal/atomicfile"
@@ -51,7 +52,7 @@ func newGenerateCmd() *cobra.Command {
 		Short: "Generate images from a prompt (text to image), or from a prompt and an image (image to image)",
 		Long: `Generate images with the same numbers as diffusers for the same model, prompt,
 seed, scheduler and settings. Without --model, the default model
-(` + defaultRepo + `) is pulled from the Hugging Face Hub and converted once to a
+(` + catalog.DefaultRepo + `) is pulled from the Hugging Face Hub and converted once to a
 6-bit pigment package kept beside the cache.
 
 Schedulers: ` + strings.Join(scheduler.Names(), ", ") + `; without --scheduler the
@@ -149,7 +150,7 @@ func runGenerate(cmd *cobra.Command, g *generateFlags, mf *modelFlags, ef *engin
 		modelPath = ck.Path
 	default:
 		if modelPath == "" {
-			if modelPath, err = defaultModel(cmd); err != nil {
+			if modelPath, err = defaultModel(cmd, k); err != nil {
 				return err
 			}
 			mf.model = modelPath

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/pigment-sd/pigment/catalog"
 	"github.com/pigment-sd/pigment/format/pngmeta"
 	"github.com/pigment-sd/pigment/format/safetensors"
 	"github.com/pigment-sd/pigment/hub/hubtest"
@@ -307,7 +308,7 @@ func TestDefaultModel(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := hubtest.NewServer(t, files, hubtest.Options{RepoID: defaultRepo})
+	srv := hubtest.NewServer(t, files, hubtest.Options{RepoID: catalog.DefaultRepo})
 	home := t.TempDir()
 	t.Setenv("HF_ENDPOINT", srv.URL)
 	t.Setenv("HF_HOME", home)
@@ -320,7 +321,7 @@ func TestDefaultModel(t *testing.T) {
 		if err != nil {
 			t.Fatalf("run %d: %v\n%s", run, err, stderr)
 		}
-		converted := strings.Contains(stderr, "converting "+defaultRepo)
+		converted := strings.Contains(stderr, "converting "+catalog.DefaultRepo)
 		if converted != (run == 0) {
 			t.Errorf("run %d: converted=%v\n%s", run, converted, stderr)
 		}
