@@ -94,15 +94,9 @@ import (
 	"os"
 	"slices"
 
+	"github.com/pigment-sd/pigment/component"
 	"github.com/pigment-sd/pigment/format/pigmentpkg"
 	"github.com/pigment-sd/pigment/weights"
-)
-
-// Component names.
-const (
-	TextEncoder = "text_encoder"
-	UNet        = "unet"
-	VAE         = "vae"
 )
 
 // Model kinds.
@@ -117,17 +111,13 @@ const (
 	FamilySD2 = "sd2" // OpenCLIP ViT-H text encoder, 1024-dim context
 )
 
-// AllComponents lists the components Open loads when Options.Components
-// is empty.
-func AllComponents() []string { return []string{TextEncoder, UNet, VAE} }
-
 // Options tune Open.
 type Options struct {
 	// Variant is the preferred weight-file variant of diffusers folders,
 	// such as "fp16"; "" prefers plain files.
 	Variant string
 	// Components lists the components to load (default: all three).
-	Components []string
+	Components []component.Name
 	// ConfigDir is a diffusers-style folder whose <component>/config.json,
 	// scheduler/scheduler_config.json and tokenizer/ are used for a single
 	// file instead of generated ones (as diffusers' from_single_file with
@@ -135,7 +125,7 @@ type Options struct {
 	ConfigDir string
 	// Config overrides keys of component configs, by component name
 	// ({"unet": {"sample_size": 16}}), after they are read or generated.
-	Config map[string]map[string]any
+	Config map[component.Name]map[string]any
 	// PredictionType ("epsilon" or "v_prediction") decides a single
 	// file's prediction type instead of the hints, and the generated
 	// scheduler config of a diffusers folder that has none. It does not
@@ -145,7 +135,7 @@ type Options struct {
 
 // Component is one network of a model.
 type Component struct {
-	Name string // TextEncoder, UNet or VAE
+	Name component.Name // a folder: text encoder, UNet or VAE
 	// Config is the diffusers/transformers config.json of the component
 	// (generated for single files).
 	Config []byte
@@ -179,7 +169,7 @@ type Model struct {
 	Kind   string // KindDiffusers or KindSingleFile
 	Family string // FamilySD1 or FamilySD2
 	// Components holds the loaded components by name.
-	Components map[string]*Component
+	Components map[component.Name]*Component
 	// Scheduler is the scheduler_config.json (generated for single files
 	// without Options.ConfigDir).
 	Scheduler []byte
@@ -213,15 +203,15 @@ func (m *Model) note(format string, args ...any) {
 func Open(path string, opt Options) (*Model, error) {
 	comps := opt.Components
 	if len(comps) == 0 {
-		comps = AllComponents()
+		comps = component.Folders()
 	}
 	for _, c := range comps {
-		if !slices.Contains(AllComponents(), c) {
-			return nil, fmt.Errorf("checkpoint: unknown component %q (want %v)", c, AllComponents())
+		if !slices.Contains(component.Folders(), c) {
+			return nil, fmt.Errorf("checkpoint: unknown component %q (want %v)", c, component.Folders())
 		}
 	}
 	for c := range opt.Config {
-		if !slices.Contains(AllComponents(), c) {
+		if !slices.Contains(component.Folders(), c) {
 			return nil, fmt.Errorf("checkpoint: config override for unknown component %q", c)
 		}
 	}

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/pigment-sd/pigment/component"
 	"github.com/pigment-sd/pigment/format/safetensors"
 	"github.com/pigment-sd/pigment/internal/fixtures"
 	"github.com/pigment-sd/pigment/tensor"
@@ -109,12 +110,12 @@ func TestOpenDiffusers(t *testing.T) {
 	tests := []struct {
 		name, dir, variant string
 		family             string
-		counts             map[string]int
+		counts             map[component.Name]int
 		unetDType          tensor.DType
 		notes              int
 	}{
-		{"sd15", "tiny-sd15", "", FamilySD1, map[string]int{TextEncoder: 52, UNet: 304, VAE: 156}, tensor.F32, 0},
-		{"sd15-fp16", "tiny-sd15", "fp16", FamilySD1, map[string]int{TextEncoder: 52, UNet: 304, VAE: 156}, tensor.F16, 2},
+		{"sd15", "tiny-sd15", "", FamilySD1, map[component.Name]int{component.TextEncoder: 52, component.UNet: 304, component.VAE: 156}, tensor.F32, 0},
+		{"sd15-fp16", "tiny-sd15", "fp16", FamilySD1, map[component.Name]int{component.TextEncoder: 52, component.UNet: 304, component.VAE: 156}, tensor.F16, 2},
 		{"sd21", "tiny-sd21", "", FamilySD2, nil, tensor.F32, 0},
 	}
 	for _, tc := range tests {
@@ -134,12 +135,12 @@ func TestOpenDiffusers(t *testing.T) {
 			if !bytes.Equal(m.Scheduler, sched) {
 				t.Errorf("scheduler config differs from the file")
 			}
-			for _, name := range AllComponents() {
+			for _, name := range component.Folders() {
 				c := m.Components[name]
 				if c == nil {
 					t.Fatalf("no %s", name)
 				}
-				cfg, _ := os.ReadFile(filepath.Join(dir, name, "config.json"))
+				cfg, _ := os.ReadFile(filepath.Join(dir, string(name), "config.json"))
 				if !bytes.Equal(c.Config, cfg) {
 					t.Errorf("%s config differs from the file", name)
 				}
@@ -147,7 +148,7 @@ func TestOpenDiffusers(t *testing.T) {
 					t.Errorf("%s: %d tensors, want %d", name, len(c.Weights.Names()), want)
 				}
 				want := tensor.F32
-				if name == UNet {
+				if name == component.UNet {
 					want = tc.unetDType
 				}
 				for _, n := range c.Weights.Names() {
@@ -158,8 +159,8 @@ func TestOpenDiffusers(t *testing.T) {
 					rawBytes(t, n, w)
 				}
 			}
-			if tc.variant == "fp16" && !strings.HasSuffix(m.Components[UNet].Files[0], "diffusion_pytorch_model.fp16.safetensors") {
-				t.Errorf("unet files %v", m.Components[UNet].Files)
+			if tc.variant == "fp16" && !strings.HasSuffix(m.Components[component.UNet].Files[0], "diffusion_pytorch_model.fp16.safetensors") {
+				t.Errorf("unet files %v", m.Components[component.UNet].Files)
 			}
 		})
 	}
@@ -168,9 +169,9 @@ func TestOpenDiffusers(t *testing.T) {
 // The fp16 variant holds the same tensors as the plain file, rounded.
 func TestOpenDiffusersVariantValues(t *testing.T) {
 	dir := fixtureDir(t, "tiny-sd15")
-	f32 := open(t, dir, Options{Components: []string{UNet}})
-	f16 := open(t, dir, Options{Components: []string{UNet}, Variant: "fp16"})
-	a, b := f32.Components[UNet].Weights, f16.Components[UNet].Weights
+	f32 := open(t, dir, Options{Components: []component.Name{component.UNet}})
+	f16 := open(t, dir, Options{Components: []component.Name{component.UNet}, Variant: "fp16"})
+	a, b := f32.Components[component.UNet].Weights, f16.Components[component.UNet].Weights
 	if !slices.Equal(a.Names(), b.Names()) {
 		t.Fatal("variant names differ")
 	}
@@ -195,22 +196,22 @@ func TestSingleFileMatchesDiffusers(t *testing.T) {
 
 	t.Run("generated", func(t *testing.T) {
 		// sample_size is not in the tensors; the rest must be inferred.
-		m := open(t, file, Options{Config: map[string]map[string]any{
-			UNet: {"sample_size": 16}, VAE: {"sample_size": 32},
+		m := open(t, file, Options{Config: map[component.Name]map[string]any{
+			component.Name(string(component.UNet)): {"sample_size": 16}, component.Name(string(component.VAE)): {"sample_size": 32},
 		}})
 		if m.Kind != KindSingleFile || m.Family != FamilySD1 || m.TokenizerDir != "" {
 			t.Errorf("kind %s family %s tokenizer %q", m.Kind, m.Family, m.TokenizerDir)
 		}
 		total := 0
-		for _, name := range AllComponents() {
+		for _, name := range component.Folders() {
 			c := m.Components[name]
-			sameSources(t, name, c.Weights, folder.Components[name].Weights)
+			sameSources(t, string(name), c.Weights, folder.Components[name].Weights)
 			total += len(c.Weights.Names())
 			got := decodeJSON(t, c.Config)
-			want := readJSON(t, filepath.Join(dir, name, "config.json"))
+			want := readJSON(t, filepath.Join(dir, string(name), "config.json"))
 			if !reflect.DeepEqual(got, want) {
-				sameKeys(t, name+" config", got, want)
-				sameKeys(t, name+" config (extra keys)", want, got)
+				sameKeys(t, string(name)+" config", got, want)
+				sameKeys(t, string(name)+" config (extra keys)", want, got)
 			}
 		}
 		if total != 512 {
@@ -221,12 +222,12 @@ func TestSingleFileMatchesDiffusers(t *testing.T) {
 		}
 	})
 	t.Run("config-dir", func(t *testing.T) {
-		m := open(t, file, Options{ConfigDir: dir, Components: []string{UNet, TextEncoder}})
+		m := open(t, file, Options{ConfigDir: dir, Components: []component.Name{component.UNet, component.TextEncoder}})
 		if len(m.Components) != 2 || m.TokenizerDir != filepath.Join(dir, "tokenizer") {
 			t.Fatalf("components %d tokenizer %q", len(m.Components), m.TokenizerDir)
 		}
 		for name, c := range m.Components {
-			cfg, _ := os.ReadFile(filepath.Join(dir, name, "config.json"))
+			cfg, _ := os.ReadFile(filepath.Join(dir, string(name), "config.json"))
 			if !bytes.Equal(c.Config, cfg) {
 				t.Errorf("%s config is not the ConfigDir's", name)
 			}
@@ -327,13 +328,13 @@ func TestSingleFileOpenCLIP(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "tiny-openclip.safetensors")
 	writeFile(t, path, tensors, nil)
 
-	m := open(t, path, Options{Components: []string{TextEncoder}})
+	m := open(t, path, Options{Components: []component.Name{component.TextEncoder}})
 	if m.Family != FamilySD2 {
 		t.Errorf("family %s", m.Family)
 	}
-	folder := open(t, sd21, Options{Components: []string{TextEncoder}})
-	sameSources(t, "text_encoder", m.Components[TextEncoder].Weights, folder.Components[TextEncoder].Weights)
-	if got := decodeJSON(t, m.Components[TextEncoder].Config); !reflect.DeepEqual(got, cfg) {
+	folder := open(t, sd21, Options{Components: []component.Name{component.TextEncoder}})
+	sameSources(t, "text_encoder", m.Components[component.TextEncoder].Weights, folder.Components[component.TextEncoder].Weights)
+	if got := decodeJSON(t, m.Components[component.TextEncoder].Config); !reflect.DeepEqual(got, cfg) {
 		sameKeys(t, "text_encoder config", got, cfg)
 	}
 	// No hints in the name: v_prediction, as diffusers assumes.
@@ -398,23 +399,23 @@ func TestInferRealSize(t *testing.T) {
 			s.add("betas", 1000)
 			s.add("alphas_cumprod", 1000)
 
-			p, err := planSingleFile(s, AllComponents(), hints{name: tc.file})
+			p, err := planSingleFile(s, component.Folders(), hints{name: tc.file})
 			if err != nil {
 				t.Fatal(err)
 			}
 			if p.family != tc.family {
 				t.Errorf("family %s, want %s", p.family, tc.family)
 			}
-			for _, name := range AllComponents() {
+			for _, name := range component.Folders() {
 				raw, err := encodeConfig(p.comps[name].config)
 				if err != nil {
 					t.Fatal(err)
 				}
-				sameKeys(t, name, decodeJSON(t, raw), readJSON(t, filepath.Join(dir, name, "config.json")))
+				sameKeys(t, string(name), decodeJSON(t, raw), readJSON(t, filepath.Join(dir, string(name), "config.json")))
 			}
 			raw, _ := encodeConfig(p.scheduler)
 			sameKeys(t, "scheduler", decodeJSON(t, raw), readJSON(t, filepath.Join(dir, "scheduler", "scheduler_config.json")))
-			if n := len(p.comps[UNet].entries); n != 686 {
+			if n := len(p.comps[component.UNet].entries); n != 686 {
 				t.Errorf("unet: %d tensors, want 686", n)
 			}
 		})
@@ -487,7 +488,7 @@ func TestInspect(t *testing.T) {
 		t.Errorf("totals %d/%d, want %d/%d", s.Params, s.Bytes, params, bytes)
 	}
 	unet := s.Components[1]
-	if unet.Name != UNet || unet.Class != "UNet2DConditionModel" || unet.Bytes != 2*unet.Params || unet.DTypes[tensor.F16] != unet.Params {
+	if unet.Name != component.UNet || unet.Class != "UNet2DConditionModel" || unet.Bytes != 2*unet.Params || unet.DTypes[tensor.F16] != unet.Params {
 		t.Errorf("unet %+v", unet)
 	}
 	te := s.Components[0]

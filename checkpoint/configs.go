@@ -1,6 +1,10 @@
 package checkpoint
 
-import "github.com/pigment-sd/pigment/tensor"
+import (
+	"github.com/pigment-sd/pigment/tensor"
+
+	"github.com/pigment-sd/pigment/component"
+)
 
 // diffusersVersion is written into generated configs: their key sets are
 // those of this diffusers version.
@@ -217,15 +221,15 @@ func schedulerConfig(pred string) map[string]any {
 
 // structuralKeys are the config keys that tensor shapes decide; configs
 // given for a single file must agree with the file on them.
-func structuralKeys(comp string) []string {
+func structuralKeys(comp component.Name) []string {
 	switch comp {
-	case UNet:
+	case component.UNet:
 		return []string{"in_channels", "out_channels", "block_out_channels", "layers_per_block",
 			"down_block_types", "up_block_types", "cross_attention_dim", "use_linear_projection",
 			"conv_in_kernel", "conv_out_kernel"}
-	case VAE:
+	case component.VAE:
 		return []string{"in_channels", "out_channels", "block_out_channels", "layers_per_block", "latent_channels"}
-	case TextEncoder:
+	case component.TextEncoder:
 		return []string{"hidden_size", "intermediate_size", "num_hidden_layers", "vocab_size", "max_position_embeddings"}
 	}
 	return nil

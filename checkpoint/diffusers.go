@@ -11,12 +11,14 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+
+	"github.com/pigment-sd/pigment/component"
 )
 
 // weightBases returns the safetensors and PyTorch file base names of a
 // diffusers component folder.
-func weightBases(comp string) (st, bin string) {
-	if comp == TextEncoder {
+func weightBases(comp component.Name) (st, bin string) {
+	if comp == component.TextEncoder {
 		return "model", "pytorch_model"
 	}
 	return "diffusion_pytorch_model", "diffusion_pytorch_model"
@@ -25,7 +27,7 @@ func weightBases(comp string) (st, bin string) {
 // candidateNames lists the weight file names of variant v ("" for plain)
 // and extension ext (".safetensors" or ".bin") in order of preference: a
 // single file, then a sharded index. Indexes end in .json.
-func candidateNames(comp, v, ext string) []string {
+func candidateNames(comp component.Name, v, ext string) []string {
 	st, bin := weightBases(comp)
 	base := st
 	if ext == ".bin" {
@@ -49,7 +51,7 @@ var weightExts = []string{".safetensors", ".bin"}
 // otherVariants lists the variants of comp's weight files among names
 // other than those in skip, such as "fp16" when only
 // diffusion_pytorch_model.fp16.safetensors exists.
-func otherVariants(names []string, comp string, skip []string) []string {
+func otherVariants(names []string, comp component.Name, skip []string) []string {
 	st, bin := weightBases(comp)
 	seen := map[string]bool{}
 	for _, s := range skip {
@@ -82,7 +84,7 @@ func otherVariants(names []string, comp string, skip []string) []string {
 // other variant; a single file before a shard index. It returns the file
 // name and the variant it belongs to. This one rule chooses both what is
 // opened from a folder and what is downloaded from the Hub.
-func selectWeights(names []string, comp, variant string) (name, v string, ok bool) {
+func selectWeights(names []string, comp component.Name, variant string) (name, v string, ok bool) {
 	has := make(map[string]bool, len(names))
 	for _, n := range names {
 		has[n] = true
@@ -106,7 +108,7 @@ func selectWeights(names []string, comp, variant string) (name, v string, ok boo
 
 // findWeights picks the weight file (or shard index) of a component folder.
 // It returns the file and the variant it belongs to.
-func findWeights(dir, comp, variant string) (string, string, error) {
+func findWeights(dir string, comp component.Name, variant string) (string, string, error) {
 	ents, _ := os.ReadDir(dir)
 	var names []string
 	for _, e := range ents {
@@ -155,11 +157,12 @@ func HubFiles(paths []string, variant string) (include []string, single string, 
 		return []string{ckpts[0]}, ckpts[0], nil
 	}
 	include = []string{"model_index.json", "scheduler/*", "tokenizer/*"}
-	for _, comp := range AllComponents() {
-		include = append(include, comp+"/config.json")
+	for _, comp := range component.Folders() {
+		folder := string(comp) + "/"
+		include = append(include, folder+"config.json")
 		var names []string
 		for _, p := range paths {
-			if dir, base := path.Split(p); dir == comp+"/" && base != "config.json" {
+			if dir, base := path.Split(p); dir == folder && base != "config.json" {
 				names = append(names, base)
 			}
 		}
@@ -167,10 +170,10 @@ func HubFiles(paths []string, variant string) (include []string, single string, 
 		if !ok {
 			continue
 		}
-		include = append(include, comp+"/"+name)
+		include = append(include, folder+name)
 		if strings.HasSuffix(name, ".json") {
 			for _, shard := range shardFiles(names, comp, name, v) {
-				include = append(include, comp+"/"+shard)
+				include = append(include, folder+shard)
 			}
 		}
 	}
@@ -180,7 +183,7 @@ func HubFiles(paths []string, variant string) (include []string, single string, 
 // shardFiles lists the shards among names that a shard index of variant
 // v points to: diffusion_pytorch_model-00001-of-00002.fp16.safetensors
 // for diffusion_pytorch_model.safetensors.index.fp16.json.
-func shardFiles(names []string, comp, index, v string) []string {
+func shardFiles(names []string, comp component.Name, index, v string) []string {
 	ext := ".safetensors"
 	if strings.Contains(index, ".bin") {
 		ext = ".bin"
@@ -369,7 +372,7 @@ func tokenizerDir(dir string) string {
 }
 
 func openDiffusers(dir string, opt Options) (m *Model, err error) {
-	m = &Model{Path: dir, Kind: KindDiffusers, Components: map[string]*Component{}}
+	m = &Model{Path: dir, Kind: KindDiffusers, Components: map[component.Name]*Component{}}
 	opened := m
 	defer func() {
 		if err != nil {
@@ -385,8 +388,8 @@ func openDiffusers(dir string, opt Options) (m *Model, err error) {
 		}
 	} else if errors.Is(ierr, fs.ErrNotExist) {
 		found := false
-		for _, c := range AllComponents() {
-			if isFile(filepath.Join(dir, c, "config.json")) {
+		for _, c := range component.Folders() {
+			if isFile(filepath.Join(dir, string(c), "config.json")) {
 				found = true
 			}
 		}
@@ -402,7 +405,7 @@ func openDiffusers(dir string, opt Options) (m *Model, err error) {
 	}
 
 	for _, name := range opt.Components {
-		c, err := openComponentDir(m, filepath.Join(dir, name), name, opt)
+		c, err := openComponentDir(m, filepath.Join(dir, string(name)), name, opt)
 		if err != nil {
 			return nil, fmt.Errorf("load %s: %w", name, err)
 		}
@@ -411,10 +414,10 @@ func openDiffusers(dir string, opt Options) (m *Model, err error) {
 
 	// Family: from the configs, including those of components not loaded.
 	var unetCfg, textCfg map[string]any
-	if _, c, err := readJSONObject(filepath.Join(dir, UNet, "config.json")); err == nil {
+	if _, c, err := readJSONObject(filepath.Join(dir, string(component.UNet), "config.json")); err == nil {
 		unetCfg = c
 	}
-	if _, c, err := readJSONObject(filepath.Join(dir, TextEncoder, "config.json")); err == nil {
+	if _, c, err := readJSONObject(filepath.Join(dir, string(component.TextEncoder), "config.json")); err == nil {
 		textCfg = c
 	}
 	m.Family = familyFromConfigs(unetCfg, textCfg)
@@ -431,7 +434,7 @@ func openDiffusers(dir string, opt Options) (m *Model, err error) {
 	return m, nil
 }
 
-func openComponentDir(m *Model, dir, name string, opt Options) (*Component, error) {
+func openComponentDir(m *Model, dir string, name component.Name, opt Options) (*Component, error) {
 	cfgPath := filepath.Join(dir, "config.json")
 	raw, cfg, err := readJSONObject(cfgPath)
 	if err != nil {

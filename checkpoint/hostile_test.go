@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/pigment-sd/pigment/component"
 	"github.com/pigment-sd/pigment/format/safetensors"
 	"github.com/pigment-sd/pigment/internal/fixtures"
 	"github.com/pigment-sd/pigment/tensor"
@@ -79,7 +80,7 @@ func TestOpenErrors(t *testing.T) {
 		{"missing path", func(t *testing.T, dir string) string { return filepath.Join(dir, "nope") }, Options{}, []string{"nope"}},
 		{"empty folder", func(t *testing.T, dir string) string { return dir }, Options{}, []string{"not a diffusers model folder"}},
 		{"component folder", func(t *testing.T, dir string) string { return filepath.Join(sd15, "unet") }, Options{}, []string{"one component's folder"}},
-		{"unknown component", func(t *testing.T, dir string) string { return sd15 }, Options{Components: []string{"safety_checker"}}, []string{"safety_checker"}},
+		{"unknown component", func(t *testing.T, dir string) string { return sd15 }, Options{Components: []component.Name{"safety_checker"}}, []string{"safety_checker"}},
 		{"bad prediction type", func(t *testing.T, dir string) string { return single }, Options{PredictionType: "sample"}, []string{"sample"}},
 		{"no model_index, missing component", func(t *testing.T, dir string) string {
 			link(t, filepath.Join(sd15, "unet", "config.json"), filepath.Join(dir, "unet", "config.json"))
@@ -90,17 +91,17 @@ func TestOpenErrors(t *testing.T) {
 			link(t, filepath.Join(sd15, "model_index.json"), filepath.Join(dir, "model_index.json"))
 			link(t, filepath.Join(sd15, "unet", "config.json"), filepath.Join(dir, "unet", "config.json"))
 			return dir
-		}, Options{Components: []string{UNet}}, []string{"load unet", "no weight file", "diffusion_pytorch_model.safetensors"}},
+		}, Options{Components: []component.Name{component.UNet}}, []string{"load unet", "no weight file", "diffusion_pytorch_model.safetensors"}},
 		{"bad config", func(t *testing.T, dir string) string {
 			writeText(t, filepath.Join(dir, "unet", "config.json"), "{not json")
 			link(t, unetFile, filepath.Join(dir, "unet", "diffusion_pytorch_model.safetensors"))
 			return dir
-		}, Options{Components: []string{UNet}}, []string{filepath.Join("unet", "config.json"), "not a JSON object"}},
+		}, Options{Components: []component.Name{component.UNet}}, []string{filepath.Join("unet", "config.json"), "not a JSON object"}},
 		{"truncated diffusers weights", func(t *testing.T, dir string) string {
 			link(t, filepath.Join(sd15, "unet", "config.json"), filepath.Join(dir, "unet", "config.json"))
 			truncated(t, unetFile, filepath.Join(dir, "unet", "diffusion_pytorch_model.safetensors"))
 			return dir
-		}, Options{Components: []string{UNet}}, []string{filepath.Join("unet", "diffusion_pytorch_model.safetensors"), "truncated"}},
+		}, Options{Components: []component.Name{component.UNet}}, []string{filepath.Join("unet", "diffusion_pytorch_model.safetensors"), "truncated"}},
 		{"sdxl folder", func(t *testing.T, dir string) string {
 			writeText(t, filepath.Join(dir, "model_index.json"), `{"_class_name": "StableDiffusionXLPipeline"}`)
 			return dir
@@ -137,7 +138,7 @@ func TestOpenErrors(t *testing.T) {
 		{"config dir disagrees", func(t *testing.T, dir string) string { return single }, Options{ConfigDir: sd21},
 			[]string{filepath.Join("tiny-sd21", "text_encoder", "config.json"), "num_hidden_layers is 2", "give 3"}},
 		{"override disagrees", func(t *testing.T, dir string) string { return single },
-			Options{Components: []string{UNet}, Config: map[string]map[string]any{UNet: {"block_out_channels": []int{32, 32}}}},
+			Options{Components: []component.Name{component.UNet}, Config: map[component.Name]map[string]any{component.UNet: {"block_out_channels": []int{32, 32}}}},
 			[]string{"block_out_channels is [32,32]", "give [32,64]"}},
 		{"shard index lists a missing tensor", func(t *testing.T, dir string) string {
 			link(t, filepath.Join(sd15, "unet", "config.json"), filepath.Join(dir, "unet", "config.json"))
@@ -145,13 +146,13 @@ func TestOpenErrors(t *testing.T) {
 			writeText(t, filepath.Join(dir, "unet", "diffusion_pytorch_model.safetensors.index.json"),
 				`{"weight_map": {"conv_in.weight": "part1.safetensors", "nope.weight": "part1.safetensors"}}`)
 			return dir
-		}, Options{Components: []string{UNet}}, []string{"part1.safetensors", "nope.weight"}},
+		}, Options{Components: []component.Name{component.UNet}}, []string{"part1.safetensors", "nope.weight"}},
 		{"shard index escapes the folder", func(t *testing.T, dir string) string {
 			link(t, filepath.Join(sd15, "unet", "config.json"), filepath.Join(dir, "unet", "config.json"))
 			writeText(t, filepath.Join(dir, "unet", "diffusion_pytorch_model.safetensors.index.json"),
 				`{"weight_map": {"conv_in.weight": "../../secret.safetensors"}}`)
 			return dir
-		}, Options{Components: []string{UNet}}, []string{"conv_in.weight", "not a file name"}},
+		}, Options{Components: []component.Name{component.UNet}}, []string{"conv_in.weight", "not a file name"}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -227,7 +228,7 @@ func TestPlanErrors(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			s := tinyShapes(t)
 			tc.edit(s)
-			_, err := planSingleFile(s, AllComponents(), hints{})
+			_, err := planSingleFile(s, component.Folders(), hints{})
 			if err == nil {
 				t.Fatal("no error")
 			}
@@ -264,10 +265,10 @@ func TestShardedWeights(t *testing.T) {
 	writeText(t, filepath.Join(dir, "unet", "diffusion_pytorch_model.safetensors.index.json"), b.String())
 	link(t, filepath.Join(sd15, "unet", "config.json"), filepath.Join(dir, "unet", "config.json"))
 
-	m := open(t, dir, Options{Components: []string{UNet}})
-	folder := open(t, sd15, Options{Components: []string{UNet}})
-	sameSources(t, "unet", m.Components[UNet].Weights, folder.Components[UNet].Weights)
-	if n := len(m.Components[UNet].Files); n != 2 {
+	m := open(t, dir, Options{Components: []component.Name{component.UNet}})
+	folder := open(t, sd15, Options{Components: []component.Name{component.UNet}})
+	sameSources(t, "unet", m.Components[component.UNet].Weights, folder.Components[component.UNet].Weights)
+	if n := len(m.Components[component.UNet].Files); n != 2 {
 		t.Errorf("%d files", n)
 	}
 }
@@ -279,8 +280,8 @@ func TestVariantOnlyFolder(t *testing.T) {
 	dir := t.TempDir()
 	link(t, filepath.Join(sd15, "unet", "config.json"), filepath.Join(dir, "unet", "config.json"))
 	link(t, filepath.Join(sd15, "unet", "diffusion_pytorch_model.fp16.safetensors"), filepath.Join(dir, "unet", "diffusion_pytorch_model.fp16.safetensors"))
-	m := open(t, dir, Options{Components: []string{UNet}})
-	w, _ := m.Components[UNet].Weights.Tensor("conv_in.weight")
+	m := open(t, dir, Options{Components: []component.Name{component.UNet}})
+	w, _ := m.Components[component.UNet].Weights.Tensor("conv_in.weight")
 	if w.DType() != tensor.F16 {
 		t.Errorf("dtype %s", w.DType())
 	}
@@ -335,7 +336,7 @@ func FuzzPlanSingleFile(f *testing.F) {
 	f.Add("first_stage_model.encoder.down.0.block.0.conv1.weight 0 -1 3 3\n")
 	f.Fuzz(func(t *testing.T, text string) {
 		shapes := parseShapes(text)
-		p, err := planSingleFile(shapes, AllComponents(), hints{name: "x-768.safetensors"})
+		p, err := planSingleFile(shapes, component.Folders(), hints{name: "x-768.safetensors"})
 		if err != nil {
 			return
 		}
@@ -370,7 +371,7 @@ func TestDeprecatedAttentionNames(t *testing.T) {
 	}
 	writeFile(t, filepath.Join(dir, "vae", "diffusion_pytorch_model.safetensors"), tensors, nil)
 	link(t, filepath.Join(sd15, "vae", "config.json"), filepath.Join(dir, "vae", "config.json"))
-	m := open(t, dir, Options{Components: []string{VAE}})
-	folder := open(t, sd15, Options{Components: []string{VAE}})
-	sameSources(t, "vae", m.Components[VAE].Weights, folder.Components[VAE].Weights)
+	m := open(t, dir, Options{Components: []component.Name{component.VAE}})
+	folder := open(t, sd15, Options{Components: []component.Name{component.VAE}})
+	sameSources(t, "vae", m.Components[component.VAE].Weights, folder.Components[component.VAE].Weights)
 }

@@ -5,6 +5,8 @@ import (
 	"path/filepath"
 	"slices"
 	"testing"
+
+	"github.com/pigment-sd/pigment/component"
 )
 
 func TestHubFiles(t *testing.T) {
@@ -75,7 +77,7 @@ func TestWeightChoiceAgrees(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			local, _, err := findWeights(dir, UNet, variant)
+			local, _, err := findWeights(dir, component.UNet, variant)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -6,8 +6,10 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/pigment-sd/pigment/component"
 	"github.com/pigment-sd/pigment/tensor"
 	"github.com/pigment-sd/pigment/weights"
+	"slices"
 )
 
 // Summary describes an opened model, for `pigment inspect`.
@@ -26,7 +28,7 @@ type Summary struct {
 
 // ComponentSummary describes one component.
 type ComponentSummary struct {
-	Name    string
+	Name    component.Name
 	Class   string // _class_name, or the transformers architecture
 	Files   []string
 	Tensors int
@@ -46,11 +48,11 @@ func Inspect(m *Model) Summary {
 			s.PredictionType = p
 		}
 	}
-	names := make([]string, 0, len(m.Components))
+	names := make([]component.Name, 0, len(m.Components))
 	for n := range m.Components {
 		names = append(names, n)
 	}
-	sort.Strings(names)
+	slices.Sort(names)
 	for _, n := range names {
 		c := m.Components[n]
 		cs := ComponentSummary{Name: n, Files: c.Files, DTypes: map[tensor.DType]int64{}}

@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/pigment-sd/pigment/component"
 	"github.com/pigment-sd/pigment/tensor"
 )
 
@@ -34,7 +35,7 @@ type hints struct {
 type plan struct {
 	family     string
 	prediction string
-	comps      map[string]*compPlan
+	comps      map[component.Name]*compPlan
 	scheduler  map[string]any
 	notes      []string
 }
@@ -51,11 +52,12 @@ func (p *plan) note(format string, args ...any) {
 // layoutError reports a file whose tensors are not what the loader
 // expects.
 type layoutError struct {
-	comp, src, dst, msg string
+	comp          component.Name
+	src, dst, msg string
 }
 
 func (e *layoutError) Error() string {
-	s := e.comp
+	s := string(e.comp)
 	if e.src != "" {
 		s += ": tensor " + e.src
 		if e.dst != "" && e.dst != e.src {
@@ -78,7 +80,7 @@ func subShapes(shapes map[string][]int, prefix string) map[string][]int {
 
 // planSingleFile infers the architecture of the requested components from
 // the names and shapes of a single-file checkpoint and plans the renaming.
-func planSingleFile(shapes map[string][]int, want []string, h hints) (*plan, error) {
+func planSingleFile(shapes map[string][]int, want []component.Name, h hints) (*plan, error) {
 	unet := subShapes(shapes, unetPrefix)
 	vae := subShapes(shapes, vaePrefix)
 	clip := subShapes(shapes, clipPrefix)
@@ -105,7 +107,7 @@ func planSingleFile(shapes map[string][]int, want []string, h hints) (*plan, err
 		return nil, fmt.Errorf("both %s* and %s* tensors: unknown text encoder layout", clipPrefix, openCLIPPrefix)
 	}
 
-	p := &plan{comps: map[string]*compPlan{}}
+	p := &plan{comps: map[component.Name]*compPlan{}}
 	p.family = FamilySD1
 	if len(oclip) > 0 {
 		p.family = FamilySD2
@@ -128,17 +130,17 @@ func planSingleFile(shapes map[string][]int, want []string, h hints) (*plan, err
 			err error
 		)
 		switch comp {
-		case UNet:
+		case component.UNet:
 			if len(unet) == 0 {
 				return nil, fmt.Errorf("no UNet in the file (no %s* tensors)", unetPrefix)
 			}
 			cp, err = planUNet(unet, image/vaeScale(vae), v)
-		case VAE:
+		case component.VAE:
 			if len(vae) == 0 {
 				return nil, fmt.Errorf("no VAE in the file (no %s* tensors)", vaePrefix)
 			}
 			cp, err = planVAE(vae, image)
-		case TextEncoder:
+		case component.TextEncoder:
 			switch {
 			case len(clip) > 0:
 				cp, err = planCLIP(clip, h.textDType)
@@ -255,7 +257,7 @@ func hasPrefix(shapes map[string][]int, prefix string) bool {
 }
 
 // need fetches a shape and checks its rank.
-func need(comp string, shapes map[string][]int, name string, rank int) ([]int, error) {
+func need(comp component.Name, shapes map[string][]int, name string, rank int) ([]int, error) {
 	s, ok := shapes[name]
 	if !ok {
 		return nil, &layoutError{comp: comp, src: name, msg: "missing"}
@@ -273,7 +275,7 @@ func need(comp string, shapes map[string][]int, name string, rank int) ([]int, e
 
 // finish renames, squeezes and checks the entries of a component against
 // the shapes its architecture implies.
-func finish(comp string, entries []entry, want shapeSet) error {
+func finish(comp component.Name, entries []entry, want shapeSet) error {
 	seen := map[string]string{}
 	for _, e := range entries {
 		ws, ok := want[e.dst]
@@ -422,7 +424,7 @@ func isAttention(shapes map[string][]int, prefix string) bool {
 
 // inferUNet reads a UNet architecture from LDM tensor shapes.
 func inferUNet(s map[string][]int) (*unetArch, error) {
-	const comp = "unet"
+	const comp = component.UNet
 	fail := func(format string, args ...any) error {
 		return &layoutError{comp: comp, msg: fmt.Sprintf(format, args...)}
 	}
@@ -530,7 +532,7 @@ func planUNet(s map[string][]int, sampleSize int, v bool) (*compPlan, error) {
 	for _, n := range sortedNames(s) {
 		dst, ok := unetName(n, a.lpb)
 		if !ok {
-			return nil, &layoutError{comp: UNet, src: unetPrefix + n, msg: "unrecognised tensor name"}
+			return nil, &layoutError{comp: component.UNet, src: unetPrefix + n, msg: "unrecognised tensor name"}
 		}
 		shape := s[n]
 		if strings.Contains(dst, "attentions") && strings.Contains(dst, "to_") {
@@ -538,7 +540,7 @@ func planUNet(s map[string][]int, sampleSize int, v bool) (*compPlan, error) {
 		}
 		entries = append(entries, entry{src: unetPrefix + n, dst: dst, shape: shape})
 	}
-	if err := finish(UNet, entries, unetShapes(a)); err != nil {
+	if err := finish(component.UNet, entries, unetShapes(a)); err != nil {
 		return nil, err
 	}
 	return &compPlan{config: unetConfig(a, sampleSize, v), entries: entries}, nil
@@ -628,7 +630,7 @@ func vaeName(name string, levels int) (string, bool) {
 
 // inferVAE reads an AutoencoderKL architecture from LDM tensor shapes.
 func inferVAE(s map[string][]int) (*vaeArch, error) {
-	const comp = "vae"
+	const comp = component.VAE
 	fail := func(format string, args ...any) error {
 		return &layoutError{comp: comp, msg: fmt.Sprintf(format, args...)}
 	}
@@ -686,7 +688,7 @@ func planVAE(s map[string][]int, sampleSize int) (*compPlan, error) {
 	for _, n := range sortedNames(clean) {
 		dst, ok := vaeName(n, len(a.channels))
 		if !ok {
-			return nil, &layoutError{comp: VAE, src: vaePrefix + n, msg: "unrecognised tensor name"}
+			return nil, &layoutError{comp: component.VAE, src: vaePrefix + n, msg: "unrecognised tensor name"}
 		}
 		shape := clean[n]
 		if strings.Contains(dst, "attentions") && strings.Contains(dst, "to_") {
@@ -694,7 +696,7 @@ func planVAE(s map[string][]int, sampleSize int) (*compPlan, error) {
 		}
 		entries = append(entries, entry{src: vaePrefix + n, dst: dst, shape: shape})
 	}
-	if err := finish(VAE, entries, vaeShapes(a)); err != nil {
+	if err := finish(component.VAE, entries, vaeShapes(a)); err != nil {
 		return nil, err
 	}
 	return &compPlan{config: vaeConfig(a, sampleSize), entries: entries}, nil
@@ -704,7 +706,7 @@ func planVAE(s map[string][]int, sampleSize int) (*compPlan, error) {
 // cond_stage_model.transformer. (names already in transformers' naming;
 // files from old transformers versions lack the text_model. level).
 func planCLIP(s map[string][]int, dt tensor.DType) (*compPlan, error) {
-	const comp = "text_encoder"
+	const comp = component.TextEncoder
 	norm := map[string][]int{}
 	src := map[string]string{}
 	for n, sh := range s {
@@ -740,7 +742,7 @@ func planCLIP(s map[string][]int, dt tensor.DType) (*compPlan, error) {
 	for _, d := range sortedNames(norm) {
 		entries = append(entries, entry{src: clipPrefix + src[d], dst: d, shape: norm[d]})
 	}
-	if err := finish(TextEncoder, entries, clipShapes(a)); err != nil {
+	if err := finish(component.TextEncoder, entries, clipShapes(a)); err != nil {
 		return nil, err
 	}
 	return &compPlan{config: clipConfig(a, dt), entries: entries}, nil
@@ -750,7 +752,7 @@ func planCLIP(s map[string][]int, dt tensor.DType) (*compPlan, error) {
 // cond_stage_model.model., as convert_open_clip_checkpoint does, without
 // the last resblock.
 func planOpenCLIP(s map[string][]int, dt tensor.DType) (*compPlan, error) {
-	const comp = "text_encoder"
+	const comp = component.TextEncoder
 	tok, err := need(comp, s, "token_embedding.weight", 2)
 	if err != nil {
 		return nil, err
@@ -835,7 +837,7 @@ func planOpenCLIP(s map[string][]int, dt tensor.DType) (*compPlan, error) {
 		}
 		entries = append(entries, entry{src: srcName, dst: dst, shape: sh})
 	}
-	if err := finish(TextEncoder, entries, clipShapes(a)); err != nil {
+	if err := finish(component.TextEncoder, entries, clipShapes(a)); err != nil {
 		return nil, err
 	}
 	return &compPlan{config: clipConfig(a, dt), entries: entries}, nil

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"path/filepath"
 
+	"github.com/pigment-sd/pigment/component"
 	"github.com/pigment-sd/pigment/format/pigmentpkg"
 )
 
@@ -19,17 +20,17 @@ func openPackage(dir string, opt Options) (m *Model, err error) {
 	if err != nil {
 		return nil, err
 	}
-	m = &Model{Path: dir, Kind: KindPigment, Family: man.Source.Family, Components: map[string]*Component{}, Manifest: man}
+	m = &Model{Path: dir, Kind: KindPigment, Family: man.Source.Family, Components: map[component.Name]*Component{}, Manifest: man}
 	defer func() {
 		if err != nil {
 			m.Close()
 		}
 	}()
 	for _, name := range opt.Components {
-		if _, ok := man.Components[name]; !ok {
+		if _, ok := man.Components[string(name)]; !ok {
 			return nil, fmt.Errorf("pigment package %s: no component %s (it has %v)", dir, name, keys(man.Components))
 		}
-		cdir := filepath.Join(dir, name)
+		cdir := filepath.Join(dir, string(name))
 		raw, cfg, err := readJSONObject(filepath.Join(cdir, pigmentpkg.ConfigFile))
 		if err != nil {
 			return nil, fmt.Errorf("load %s: %w", name, err)

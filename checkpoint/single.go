@@ -10,6 +10,7 @@ import (
 	"reflect"
 	"strings"
 
+	"github.com/pigment-sd/pigment/component"
 	"github.com/pigment-sd/pigment/weights"
 )
 
@@ -20,7 +21,7 @@ func openSingleFile(path string, opt Options) (m *Model, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("checkpoint: %w", err)
 	}
-	m = &Model{Path: path, Kind: KindSingleFile, Components: map[string]*Component{}}
+	m = &Model{Path: path, Kind: KindSingleFile, Components: map[component.Name]*Component{}}
 	m.closers = append(m.closers, f.Close)
 	opened := m
 	defer func() {
@@ -109,7 +110,7 @@ func openSingleFile(path string, opt Options) (m *Model, err error) {
 // singleFileConfig returns a component's config: from Options.ConfigDir
 // when it has one, else the generated one, with Options.Config applied;
 // it must agree with the tensors on the structural keys.
-func singleFileConfig(m *Model, name string, generated map[string]any, opt Options) ([]byte, error) {
+func singleFileConfig(m *Model, name component.Name, generated map[string]any, opt Options) ([]byte, error) {
 	raw, err := encodeConfig(generated)
 	if err != nil {
 		return nil, err
@@ -120,7 +121,7 @@ func singleFileConfig(m *Model, name string, generated map[string]any, opt Optio
 	}
 	cfg, origin := maps.Clone(inferred), "generated config"
 	if opt.ConfigDir != "" {
-		p := filepath.Join(opt.ConfigDir, name, "config.json")
+		p := filepath.Join(opt.ConfigDir, string(name), "config.json")
 		r, c, err := readJSONObject(p)
 		switch {
 		case err == nil:

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/pigment-sd/pigment/component"
 	"github.com/pigment-sd/pigment/format/safetensors"
 	"github.com/pigment-sd/pigment/internal/fixtures"
 	"github.com/pigment-sd/pigment/tensor"
@@ -118,8 +119,8 @@ func TestSingleFileCkpt(t *testing.T) {
 
 	m := open(t, path, Options{})
 	folder := open(t, dir, Options{})
-	for _, name := range AllComponents() {
-		sameSources(t, name, m.Components[name].Weights, folder.Components[name].Weights)
+	for _, name := range component.Folders() {
+		sameSources(t, string(name), m.Components[name].Weights, folder.Components[name].Weights)
 	}
 	if m.Family != FamilySD1 {
 		t.Errorf("family %s", m.Family)
@@ -132,13 +133,13 @@ func TestDiffusersBin(t *testing.T) {
 	src := fixtureDir(t, "tiny-sd15")
 	dir := t.TempDir()
 	files := map[string][2]string{
-		TextEncoder: {"model.safetensors", "pytorch_model.bin"},
-		UNet:        {"diffusion_pytorch_model.safetensors", "diffusion_pytorch_model.bin"},
-		VAE:         {"diffusion_pytorch_model.safetensors", "diffusion_pytorch_model.bin"},
+		string(component.TextEncoder): {"model.safetensors", "pytorch_model.bin"},
+		string(component.UNet):        {"diffusion_pytorch_model.safetensors", "diffusion_pytorch_model.bin"},
+		string(component.VAE):         {"diffusion_pytorch_model.safetensors", "diffusion_pytorch_model.bin"},
 	}
 	for comp, f := range files {
 		tensors := copyTensors(t, filepath.Join(src, comp, f[0]), keep)
-		if comp == TextEncoder {
+		if comp == string(component.TextEncoder) {
 			ids := make([]int64, 77)
 			for i := range ids {
 				ids[i] = int64(i)
@@ -151,8 +152,8 @@ func TestDiffusersBin(t *testing.T) {
 	}
 	m := open(t, dir, Options{})
 	folder := open(t, src, Options{})
-	for _, name := range AllComponents() {
-		sameSources(t, name, m.Components[name].Weights, folder.Components[name].Weights)
+	for _, name := range component.Folders() {
+		sameSources(t, string(name), m.Components[name].Weights, folder.Components[name].Weights)
 	}
 	// No model_index.json, scheduler or tokenizer: three notes.
 	if len(m.Notes) != 3 {

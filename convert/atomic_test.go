@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/pigment-sd/pigment/checkpoint"
+	"github.com/pigment-sd/pigment/component"
 	"github.com/pigment-sd/pigment/palette"
 )
 
@@ -30,7 +31,7 @@ func TestCancel(t *testing.T) {
 		{"before", nil},
 		{"after 5 tensors", func(e Event) bool { return e.Kind == TensorDone && e.Index == 5 }},
 		{"last tensor", func(e Event) bool { return e.Kind == TensorDone && e.Index == e.Total }},
-		{"during check", func(e Event) bool { return e.Kind == CheckStarted && e.Component == UNet }},
+		{"during check", func(e Event) bool { return e.Kind == CheckStarted && e.Component == component.UNet }},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -160,7 +161,7 @@ func TestNaNWeight(t *testing.T) {
 
 // TestBadOptions: invalid options are reported before anything is written.
 func TestBadOptions(t *testing.T) {
-	m := openModel(t, tinyDir(t, "tiny-sd15"), checkpoint.Options{Components: []string{checkpoint.UNet}})
+	m := openModel(t, tinyDir(t, "tiny-sd15"), checkpoint.Options{Components: []component.Name{component.UNet}})
 	tests := []struct {
 		name string
 		opt  Options
@@ -172,8 +173,8 @@ func TestBadOptions(t *testing.T) {
 		{"mode", Options{Mode: "median"}, `unknown mode "median"`},
 		{"group size", Options{GroupSize: -2}, "group size -2 is negative"},
 		{"min size", Options{MinSize: -1}, "minimum size -1 is negative"},
-		{"component", Options{Components: []string{"vae"}}, `unknown component "vae"`},
-		{"absent component", Options{Components: []string{TextEncoder}}, "component text_encoder is not in the model"},
+		{"component", Options{Components: []component.Name{"vae"}}, `unknown component "vae"`},
+		{"absent component", Options{Components: []component.Name{component.TextEncoder}}, "component text_encoder is not in the model"},
 		{"recipe bits", Options{Recipe: map[string]int{"unet/*": 5}}, "5 bits is not supported"},
 		{"recipe no folder", Options{Recipe: map[string]int{"conv_in.weight": 4}}, "want folder/tensor"},
 		{"recipe glob", Options{Recipe: map[string]int{"unet/[": 4}}, "syntax error in pattern"},
@@ -218,14 +219,14 @@ func TestCheckFails(t *testing.T) {
 		t.Fatalf("Convert = %v, %v; want a manifest and a *CheckError", man, err)
 	}
 	t.Log(err)
-	var failed []string
+	var failed []component.Name
 	for _, f := range ce.Failed {
-		failed = append(failed, f.Component)
-		if f.PSNR != man.Check.Results[f.Component].PSNR {
-			t.Errorf("%s: error says %.2f dB, manifest %.2f", f.Component, f.PSNR, man.Check.Results[f.Component].PSNR)
+		failed = append(failed, component.Name(string(f.Component)))
+		if f.PSNR != man.Check.Results[string(f.Component)].PSNR {
+			t.Errorf("%s: error says %.2f dB, manifest %.2f", f.Component, f.PSNR, man.Check.Results[string(f.Component)].PSNR)
 		}
 	}
-	if !slices.Equal(failed, AllComponents()) || ce.ThresholdDB != 200 {
+	if !slices.Equal(failed, component.Networks()) || ce.ThresholdDB != 200 {
 		t.Errorf("failed %v at %v dB, want all four at 200", failed, ce.ThresholdDB)
 	}
 	disk := readManifest(t, out)

@@ -7,8 +7,9 @@ import (
 	"time"
 
 	"github.com/pigment-sd/pigment/checkpoint"
+	"github.com/pigment-sd/pigment/component"
+	"github.com/pigment-sd/pigment/internal/randweights"
 	"github.com/pigment-sd/pigment/internal/sdconfigs"
-	"github.com/pigment-sd/pigment/internal/testmodel"
 	"github.com/pigment-sd/pigment/model/unet"
 	"github.com/pigment-sd/pigment/tensor"
 )
@@ -25,10 +26,10 @@ func sd15UNet(b *testing.B) *checkpoint.Model {
 	if err != nil {
 		b.Fatal(err)
 	}
-	src := testmodel.Random(unet.WeightShapes(c), 1, tensor.F16)
+	src := randweights.New(unet.WeightShapes(c), 1, tensor.F16)
 	return &checkpoint.Model{
 		Path: "random-sd15-unet", Kind: checkpoint.KindDiffusers, Family: checkpoint.FamilySD1,
-		Components: map[string]*checkpoint.Component{checkpoint.UNet: {Name: checkpoint.UNet, Config: cfg, Weights: src}},
+		Components: map[component.Name]*checkpoint.Component{component.Name(string(component.UNet)): {Name: component.UNet, Config: cfg, Weights: src}},
 	}
 }
 
@@ -53,7 +54,7 @@ func BenchmarkPalettizeSD15UNet(b *testing.B) {
 			start := time.Now()
 			for b.Loop() {
 				c := &converter{s: s}
-				_, rec, err := c.compress(b.Context(), checkpoint.UNet, items[checkpoint.UNet])
+				_, rec, err := c.compress(b.Context(), component.UNet, items[component.UNet])
 				if err != nil {
 					b.Fatal(err)
 				}

@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/pigment-sd/pigment/checkpoint"
+	"github.com/pigment-sd/pigment/component"
 	"github.com/pigment-sd/pigment/format/pigmentpkg"
 	"github.com/pigment-sd/pigment/kernels"
 	"github.com/pigment-sd/pigment/kernels/cpu"
@@ -41,7 +42,7 @@ type CheckError struct {
 
 // CheckFailure is one network that failed the check.
 type CheckFailure struct {
-	Component string
+	Component component.Name
 	PSNR      float64
 }
 
@@ -56,8 +57,8 @@ func (e *CheckError) Error() string {
 // checkErr returns a *CheckError for the failing results of c, or nil.
 func checkErr(c *pigmentpkg.Check) error {
 	e := &CheckError{ThresholdDB: c.ThresholdDB}
-	for _, name := range AllComponents() {
-		if r := c.Results[name]; r != nil && !r.Pass {
+	for _, name := range component.Networks() {
+		if r := c.Results[string(name)]; r != nil && !r.Pass {
 			e.Failed = append(e.Failed, CheckFailure{Component: name, PSNR: r.PSNR})
 		}
 	}
@@ -68,8 +69,8 @@ func checkErr(c *pigmentpkg.Check) error {
 }
 
 // checkedParts lists the networks with palettized tensors, in check order.
-func checkedParts(items map[string][]item) []string {
-	has := map[string]bool{}
+func checkedParts(items map[component.Name][]item) []component.Name {
+	has := map[component.Name]bool{}
 	for _, its := range items {
 		for _, it := range its {
 			if it.bits != 0 {
@@ -77,8 +78,8 @@ func checkedParts(items map[string][]item) []string {
 			}
 		}
 	}
-	var out []string
-	for _, p := range AllComponents() {
+	var out []component.Name
+	for _, p := range component.Networks() {
 		if has[p] {
 			out = append(out, p)
 		}
@@ -86,25 +87,17 @@ func checkedParts(items map[string][]item) []string {
 	return out
 }
 
-// folderOf is the folder holding a network.
-func folderOf(part string) string {
-	if part == VAEDecoder || part == VAEEncoder {
-		return checkpoint.VAE
-	}
-	return part
-}
-
 // runCheck runs every network with palettized tensors from the package in
 // dir and from m, and compares their outputs.
-func runCheck(ctx context.Context, m *checkpoint.Model, dir string, s *settings, items map[string][]item) (*pigmentpkg.Check, error) {
+func runCheck(ctx context.Context, m *checkpoint.Model, dir string, s *settings, items map[component.Name][]item) (*pigmentpkg.Check, error) {
 	res := &pigmentpkg.Check{ThresholdDB: s.CheckThresholdDB, Results: map[string]*pigmentpkg.CheckResult{}}
 	parts := checkedParts(items)
 	if len(parts) == 0 {
 		return res, nil
 	}
-	var comps []string
+	var comps []component.Name
 	for _, p := range parts {
-		if f := folderOf(p); !slices.Contains(comps, f) {
+		if f := p.Folder(); !slices.Contains(comps, f) {
 			comps = append(comps, f)
 		}
 	}
@@ -123,7 +116,7 @@ func runCheck(ctx context.Context, m *checkpoint.Model, dir string, s *settings,
 		if s.Progress != nil {
 			s.Progress(Event{Kind: CheckStarted, Component: p, Index: i + 1, Total: len(parts)})
 		}
-		src := m.Components[folderOf(p)]
+		src := m.Components[p.Folder()]
 		in, err := checkInputs(p, src, m)
 		if err != nil {
 			return nil, fmt.Errorf("check %s: %w", p, err)
@@ -135,7 +128,7 @@ func runCheck(ctx context.Context, m *checkpoint.Model, dir string, s *settings,
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
-		got, err := runNetwork(p, pkg.Components[folderOf(p)], k, in)
+		got, err := runNetwork(p, pkg.Components[p.Folder()], k, in)
 		if err != nil {
 			return nil, fmt.Errorf("check %s (package): %w", p, err)
 		}
@@ -148,7 +141,7 @@ func runCheck(ctx context.Context, m *checkpoint.Model, dir string, s *settings,
 			// A non-finite output; JSON cannot hold the value.
 			r.PSNR, r.Pass = 0, false
 		}
-		res.Results[p] = r
+		res.Results[string(p)] = r
 		if s.Progress != nil {
 			s.Progress(Event{Kind: CheckDone, Component: p, Index: i + 1, Total: len(parts), PSNR: r.PSNR})
 		}
@@ -165,8 +158,8 @@ type inputs struct {
 
 // checkInputs builds the seeded inputs of network p from the source
 // component's config.
-func checkInputs(p string, c *checkpoint.Component, m *checkpoint.Model) (*inputs, error) {
-	rng := rand.New(rand.NewPCG(checkSeed, uint64(slices.Index(AllComponents(), p))))
+func checkInputs(p component.Name, c *checkpoint.Component, m *checkpoint.Model) (*inputs, error) {
+	rng := rand.New(rand.NewPCG(checkSeed, uint64(slices.Index(component.Networks(), p))))
 	normal := func(shape ...int) *tensor.Tensor {
 		t := tensor.New(shape...)
 		for i := range t.Data {
@@ -175,13 +168,13 @@ func checkInputs(p string, c *checkpoint.Component, m *checkpoint.Model) (*input
 		return t
 	}
 	switch p {
-	case TextEncoder:
+	case component.TextEncoder:
 		cfg, err := clip.ParseConfig(c.Config)
 		if err != nil {
 			return nil, err
 		}
 		return &inputs{ids: checkIDs(cfg, m, rng)}, nil
-	case UNet:
+	case component.UNet:
 		cfg, err := unet.ParseConfig(c.Config)
 		if err != nil {
 			return nil, err
@@ -194,7 +187,7 @@ func checkInputs(p string, c *checkpoint.Component, m *checkpoint.Model) (*input
 			x:       normal(2, cfg.InChannels, side, side),
 			context: normal(2, checkContext, cfg.CrossAttentionDim[0]),
 		}, nil
-	case VAEDecoder, VAEEncoder:
+	case component.VAEDecoder, component.VAEEncoder:
 		cfg, err := vae.ParseConfig(c.Config)
 		if err != nil {
 			return nil, err
@@ -204,7 +197,7 @@ func checkInputs(p string, c *checkpoint.Component, m *checkpoint.Model) (*input
 		if side <= 0 || side > maxCheckSize {
 			side = maxCheckSize
 		}
-		if p == VAEDecoder {
+		if p == component.VAEDecoder {
 			return &inputs{x: normal(1, cfg.LatentChannels, side, side)}, nil
 		}
 		img := tensor.New(1, cfg.InChannels, side*factor, side*factor)
@@ -244,9 +237,9 @@ func checkIDs(cfg clip.Config, m *checkpoint.Model, rng *rand.Rand) []int {
 }
 
 // runNetwork runs network p of component c on in and returns its output.
-func runNetwork(p string, c *checkpoint.Component, k kernels.Kernels, in *inputs) ([]float32, error) {
+func runNetwork(p component.Name, c *checkpoint.Component, k kernels.Kernels, in *inputs) ([]float32, error) {
 	switch p {
-	case TextEncoder:
+	case component.TextEncoder:
 		net, err := clip.New(c.Config, c.Weights, k)
 		if err != nil {
 			return nil, err
@@ -256,7 +249,7 @@ func runNetwork(p string, c *checkpoint.Component, k kernels.Kernels, in *inputs
 			return nil, err
 		}
 		return out.Data, nil
-	case UNet:
+	case component.UNet:
 		net, err := unet.New(c.Config, c.Weights, k)
 		if err != nil {
 			return nil, err
@@ -266,12 +259,12 @@ func runNetwork(p string, c *checkpoint.Component, k kernels.Kernels, in *inputs
 			return nil, err
 		}
 		return out.Data, nil
-	case VAEDecoder, VAEEncoder:
+	case component.VAEDecoder, component.VAEEncoder:
 		net, err := vae.New(c.Config, c.Weights, k)
 		if err != nil {
 			return nil, err
 		}
-		if p == VAEDecoder {
+		if p == component.VAEDecoder {
 			out, err := net.Decode(in.x)
 			if err != nil {
 				return nil, err

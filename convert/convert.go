@@ -83,26 +83,13 @@ import (
 	"time"
 
 	"github.com/pigment-sd/pigment/checkpoint"
+	"github.com/pigment-sd/pigment/component"
 	"github.com/pigment-sd/pigment/format/pigmentpkg"
 	"github.com/pigment-sd/pigment/kernels"
 	"github.com/pigment-sd/pigment/palette"
 	"github.com/pigment-sd/pigment/tensor"
 	"github.com/pigment-sd/pigment/weights"
 )
-
-// Convertible networks, as Options.Components names them. The VAE is one
-// folder (vae) whose decoder (decoder.*, post_quant_conv.*) and encoder
-// (encoder.*, quant_conv.*) are chosen separately.
-const (
-	UNet        = "unet"
-	TextEncoder = "text_encoder"
-	VAEDecoder  = "vae_decoder"
-	VAEEncoder  = "vae_encoder"
-)
-
-// AllComponents lists the convertible networks in the order Convert
-// processes and checks them.
-func AllComponents() []string { return []string{TextEncoder, UNet, VAEDecoder, VAEEncoder} }
 
 // Defaults of Options.
 const (
@@ -132,7 +119,7 @@ type Options struct {
 	// Components lists the networks to compress (unet, text_encoder,
 	// vae_decoder, vae_encoder; default all). The tensors of the others are
 	// copied as float, unless a Recipe entry names them.
-	Components []string
+	Components []component.Name
 	// MinSize is the element count below which a weight stays float (0
 	// means DefaultMinSize).
 	MinSize int
@@ -181,7 +168,7 @@ type Event struct {
 	// Component is the folder of a tensor (unet, text_encoder, vae) or
 	// the network of a check (unet, text_encoder, vae_decoder,
 	// vae_encoder).
-	Component string
+	Component component.Name
 	// Tensor is the tensor name (TensorDone only).
 	Tensor string
 	// Index counts from 1 to Total: tensors over all folders, or checks.
@@ -198,7 +185,7 @@ type Event struct {
 // settings are validated Options with defaults applied.
 type settings struct {
 	Options
-	components map[string]bool
+	components map[component.Name]bool
 	recipe     *recipe
 }
 
@@ -207,7 +194,7 @@ func (o Options) settle() (*settings, error) {
 		o.Bits = DefaultBits
 	}
 	if !palette.ValidBits(o.Bits) {
-		return nil, fmt.Errorf("%d bits is not supported (1, 2, 3, 4, 6 or 8)", o.Bits)
+		return nil, fmt.Errorf("%d bits is not supported (%s)", o.Bits, palette.WidthsText)
 	}
 	if o.Mode == "" {
 		o.Mode = palette.KMeans
@@ -232,14 +219,14 @@ func (o Options) settle() (*settings, error) {
 	if math.IsNaN(o.CheckThresholdDB) {
 		return nil, errors.New("check threshold is NaN")
 	}
-	s := &settings{Options: o, components: map[string]bool{}}
+	s := &settings{Options: o, components: map[component.Name]bool{}}
 	comps := o.Components
 	if len(comps) == 0 {
-		comps = AllComponents()
+		comps = component.Networks()
 	}
 	for _, c := range comps {
-		if !slices.Contains(AllComponents(), c) {
-			return nil, fmt.Errorf("unknown component %q (want one of %s)", c, strings.Join(AllComponents(), ", "))
+		if !slices.Contains(component.Networks(), c) {
+			return nil, fmt.Errorf("unknown component %q (want one of %s)", c, component.Join(component.Networks(), ", "))
 		}
 		s.components[c] = true
 	}
@@ -254,15 +241,15 @@ func (o Options) settle() (*settings, error) {
 // part returns the network a tensor of a folder belongs to: the folder
 // itself for unet and text_encoder, vae_decoder or vae_encoder for the
 // VAE, "" for VAE tensors of neither.
-func part(folder, name string) string {
-	if folder != checkpoint.VAE {
+func part(folder component.Name, name string) component.Name {
+	if folder != component.VAE {
 		return folder
 	}
 	switch {
 	case strings.HasPrefix(name, "decoder."), strings.HasPrefix(name, "post_quant_conv."):
-		return VAEDecoder
+		return component.VAEDecoder
 	case strings.HasPrefix(name, "encoder."), strings.HasPrefix(name, "quant_conv."):
-		return VAEEncoder
+		return component.VAEEncoder
 	}
 	return ""
 }
@@ -278,15 +265,16 @@ func Palettizable(name string, t weights.Tensor) bool {
 
 // item is one tensor of the model and the width it gets (0: float).
 type item struct {
-	folder, name string
-	t            weights.Tensor
-	bits         int
+	folder component.Name
+	name   string
+	t      weights.Tensor
+	bits   int
 }
 
 // folders lists the model's component folders in processing order.
-func folders(m *checkpoint.Model) []string {
-	var out []string
-	for _, f := range []string{checkpoint.TextEncoder, checkpoint.UNet, checkpoint.VAE} {
+func folders(m *checkpoint.Model) []component.Name {
+	var out []component.Name
+	for _, f := range component.Folders() {
 		if m.Components[f] != nil {
 			out = append(out, f)
 		}
@@ -295,11 +283,11 @@ func folders(m *checkpoint.Model) []string {
 }
 
 // plan decides the width of every tensor of the model.
-func plan(m *checkpoint.Model, s *settings) (map[string][]item, error) {
-	present := map[string]bool{}
+func plan(m *checkpoint.Model, s *settings) (map[component.Name][]item, error) {
+	present := map[component.Name]bool{}
 	for _, f := range folders(m) {
-		if f == checkpoint.VAE {
-			present[VAEDecoder], present[VAEEncoder] = true, true
+		if f == component.VAE {
+			present[component.VAEDecoder], present[component.VAEEncoder] = true, true
 		} else {
 			present[f] = true
 		}
@@ -309,7 +297,7 @@ func plan(m *checkpoint.Model, s *settings) (map[string][]item, error) {
 			return nil, fmt.Errorf("component %s is not in the model", c)
 		}
 	}
-	out := map[string][]item{}
+	out := map[component.Name][]item{}
 	for _, f := range folders(m) {
 		src := m.Components[f].Weights
 		for _, name := range src.Names() {
@@ -322,7 +310,7 @@ func plan(m *checkpoint.Model, s *settings) (map[string][]item, error) {
 			if ok && s.components[part(f, name)] && weights.NumElements(t) >= s.MinSize {
 				bits = s.Bits
 			}
-			key := f + "/" + name
+			key := string(f) + "/" + name
 			if e := s.recipe.match(key); e != nil {
 				if !ok && e.exact && e.bits != 0 {
 					return nil, fmt.Errorf("recipe entry %q: %s is not a Linear or Conv weight (norms, biases and embeddings stay float)", e.pattern, key)
@@ -419,7 +407,7 @@ func convert(ctx context.Context, m *checkpoint.Model, out string, opt Options) 
 		if err != nil {
 			return nil, err
 		}
-		man.Components[f] = rec
+		man.Components[string(f)] = rec
 	}
 	if err := pigmentpkg.WriteManifest(tmp, man); err != nil {
 		return nil, err
@@ -481,8 +469,8 @@ type converter struct {
 
 // writeComponent palettizes the tensors of one folder and writes its
 // config.json and weights.safetensors.
-func (c *converter) writeComponent(ctx context.Context, dir, folder string, config []byte, items []item) (*pigmentpkg.Component, error) {
-	cdir := filepath.Join(dir, folder)
+func (c *converter) writeComponent(ctx context.Context, dir string, folder component.Name, config []byte, items []item) (*pigmentpkg.Component, error) {
+	cdir := filepath.Join(dir, string(folder))
 	if err := os.Mkdir(cdir, 0o755); err != nil {
 		return nil, err
 	}
@@ -501,7 +489,7 @@ func (c *converter) writeComponent(ctx context.Context, dir, folder string, conf
 
 // compress palettizes the tensors of one folder, in order, and returns
 // the entries to write and their record.
-func (c *converter) compress(ctx context.Context, folder string, items []item) ([]pigmentpkg.Entry, *pigmentpkg.Component, error) {
+func (c *converter) compress(ctx context.Context, folder component.Name, items []item) ([]pigmentpkg.Entry, *pigmentpkg.Component, error) {
 	rec := &pigmentpkg.Component{Tensors: map[string]*pigmentpkg.TensorRecord{}}
 	entries := make([]pigmentpkg.Entry, 0, len(items))
 	for _, it := range items {

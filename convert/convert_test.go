@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/pigment-sd/pigment/checkpoint"
+	"github.com/pigment-sd/pigment/component"
 	"github.com/pigment-sd/pigment/format/pigmentpkg"
 	"github.com/pigment-sd/pigment/palette"
 	"github.com/pigment-sd/pigment/tensor"
@@ -32,12 +33,12 @@ func TestConvertTinySD15(t *testing.T) {
 	// Measured (kernels/cpu and kernels/ref agree to 0.01 dB): text
 	// encoder 69.7, unet 49.4, vae decoder 47.1, vae encoder 49.1 dB. The
 	// floors sit 1.5 dB below.
-	floors := map[string]float64{TextEncoder: 68, UNet: 48, VAEDecoder: 45.5, VAEEncoder: 47.5}
+	floors := map[component.Name]float64{component.TextEncoder: 68, component.UNet: 48, component.VAEDecoder: 45.5, component.VAEEncoder: 47.5}
 	if man.Check == nil || man.Check.ThresholdDB != DefaultThresholdDB {
 		t.Fatalf("check = %+v, want threshold %v", man.Check, DefaultThresholdDB)
 	}
 	for name, floor := range floors {
-		r := man.Check.Results[name]
+		r := man.Check.Results[string(name)]
 		if r == nil {
 			t.Errorf("check: no result for %s", name)
 			continue
@@ -53,11 +54,11 @@ func TestConvertTinySD15(t *testing.T) {
 	// 69.7, unet 49.8, vae decoder 49.5, vae encoder 52.3 dB; floors 1.5 dB
 	// below. (Float32 weights give > 100 dB here.)
 	got := fixturePSNR(t, out, fixturesRefs(t, "tiny-sd15"), "unet.out", k)
-	refFloors := map[string]float64{TextEncoder: 68.2, UNet: 48.3, VAEDecoder: 48, VAEEncoder: 50.8}
+	refFloors := map[component.Name]float64{component.TextEncoder: 68.2, component.UNet: 48.3, component.VAEDecoder: 48, component.VAEEncoder: 50.8}
 	for name, floor := range refFloors {
-		t.Logf("package vs fixture %s: %.2f dB", name, got[name])
-		if got[name] < floor {
-			t.Errorf("package vs fixture %s: %.2f dB, want >= %.1f", name, got[name], floor)
+		t.Logf("package vs fixture %s: %.2f dB", name, got[string(name)])
+		if got[string(name)] < floor {
+			t.Errorf("package vs fixture %s: %.2f dB, want >= %.1f", name, got[string(name)], floor)
 		}
 	}
 
@@ -99,9 +100,9 @@ func TestConvertTinySD15(t *testing.T) {
 	if pkg.Kind != checkpoint.KindPigment || pkg.Manifest == nil {
 		t.Fatalf("reopened as %s", pkg.Kind)
 	}
-	for _, folder := range []string{checkpoint.TextEncoder, checkpoint.UNet, checkpoint.VAE} {
-		srcW := m.Components[folder].Weights
-		pkgW := pkg.Components[folder].Weights
+	for _, folder := range []string{string(component.TextEncoder), string(component.UNet), string(component.VAE)} {
+		srcW := m.Components[component.Name(folder)].Weights
+		pkgW := pkg.Components[component.Name(folder)].Weights
 		rec := disk.Components[folder]
 		if rec == nil {
 			t.Fatalf("manifest has no %s", folder)
@@ -165,7 +166,7 @@ func TestConvertTinySD15(t *testing.T) {
 	for _, c := range disk.Components {
 		tensors += len(c.Tensors)
 	}
-	var checks []string
+	var checks []component.Name
 	for i, e := range events {
 		switch e.Kind {
 		case TensorDone:
@@ -174,12 +175,12 @@ func TestConvertTinySD15(t *testing.T) {
 			}
 		case CheckDone:
 			checks = append(checks, e.Component)
-			if e.PSNR != man.Check.Results[e.Component].PSNR {
+			if e.PSNR != man.Check.Results[string(e.Component)].PSNR {
 				t.Errorf("check event %+v disagrees with the manifest", e)
 			}
 		}
 	}
-	if want := AllComponents(); !slices.Equal(checks, want) {
+	if want := component.Networks(); !slices.Equal(checks, want) {
 		t.Errorf("checks reported %v, want %v", checks, want)
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/pigment-sd/pigment/checkpoint"
+	"github.com/pigment-sd/pigment/component"
 	"github.com/pigment-sd/pigment/format/pigmentpkg"
 	"github.com/pigment-sd/pigment/format/safetensors"
 	"github.com/pigment-sd/pigment/internal/fixtures"
@@ -66,9 +67,9 @@ func testKernels(t *testing.T) kernels.Kernels {
 
 // weightFiles are the weight files of a diffusers fixture folder.
 var weightFiles = map[string]string{
-	checkpoint.TextEncoder: "model.safetensors",
-	checkpoint.UNet:        "diffusion_pytorch_model.safetensors",
-	checkpoint.VAE:         "diffusion_pytorch_model.safetensors",
+	string(component.TextEncoder): "model.safetensors",
+	string(component.UNet):        "diffusion_pytorch_model.safetensors",
+	string(component.VAE):         "diffusion_pytorch_model.safetensors",
 }
 
 // rewriteModel copies the diffusers fixture folder src into a new
@@ -128,7 +129,7 @@ func refOutputs(t *testing.T, path, refs, unetRef string, k kernels.Kernels) map
 	ref := func(name string) *tensor.Tensor { return testmodel.Ref(t, f, name) }
 	out := map[string][2][]float32{}
 
-	te := m.Components[checkpoint.TextEncoder]
+	te := m.Components[component.TextEncoder]
 	enc, err := clip.New(te.Config, te.Weights, k)
 	if err != nil {
 		t.Fatal(err)
@@ -145,9 +146,9 @@ func refOutputs(t *testing.T, path, refs, unetRef string, k kernels.Kernels) map
 	if err != nil {
 		t.Fatal(err)
 	}
-	out[TextEncoder] = [2][]float32{h.Data, ref("text_encoder.last_hidden_state").Data}
+	out[string(component.TextEncoder)] = [2][]float32{h.Data, ref("text_encoder.last_hidden_state").Data}
 
-	u := m.Components[checkpoint.UNet]
+	u := m.Components[component.UNet]
 	net, err := unet.New(u.Config, u.Weights, k)
 	if err != nil {
 		t.Fatal(err)
@@ -160,9 +161,9 @@ func refOutputs(t *testing.T, path, refs, unetRef string, k kernels.Kernels) map
 	if err != nil {
 		t.Fatal(err)
 	}
-	out[UNet] = [2][]float32{y.Data, ref(unetRef).Data}
+	out[string(component.UNet)] = [2][]float32{y.Data, ref(unetRef).Data}
 
-	v := m.Components[checkpoint.VAE]
+	v := m.Components[component.VAE]
 	ae, err := vae.New(v.Config, v.Weights, k)
 	if err != nil {
 		t.Fatal(err)
@@ -171,12 +172,12 @@ func refOutputs(t *testing.T, path, refs, unetRef string, k kernels.Kernels) map
 	if err != nil {
 		t.Fatal(err)
 	}
-	out[VAEDecoder] = [2][]float32{img.Data, ref("vae.decode.out").Data}
+	out[string(component.VAEDecoder)] = [2][]float32{img.Data, ref("vae.decode.out").Data}
 	mean, _, err := ae.Encode(ref("vae.encode.image"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	out[VAEEncoder] = [2][]float32{mean.Data, ref("vae.encode.mean").Data}
+	out[string(component.VAEEncoder)] = [2][]float32{mean.Data, ref("vae.encode.mean").Data}
 	return out
 }
 

@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/pigment-sd/pigment/checkpoint"
+	"github.com/pigment-sd/pigment/component"
 	"github.com/pigment-sd/pigment/format/pigmentpkg"
 	"github.com/pigment-sd/pigment/internal/fixtures"
 	"github.com/pigment-sd/pigment/palette"
@@ -45,8 +46,8 @@ func TestUniqueLossless(t *testing.T) {
 		}
 	}
 	pkg := openModel(t, out, checkpoint.Options{})
-	for _, p := range AllComponents() {
-		f := folderOf(p)
+	for _, p := range component.Networks() {
+		f := p.Folder()
 		in, err := checkInputs(p, m.Components[f], m)
 		if err != nil {
 			t.Fatal(err)
@@ -85,7 +86,7 @@ func abs32(x float32) float32 {
 func TestUniqueTooManyValues(t *testing.T) {
 	m := openModel(t, tinyDir(t, "tiny-sd15"), checkpoint.Options{})
 	out := filepath.Join(t.TempDir(), "pkg")
-	_, err := Convert(t.Context(), m, out, Options{Bits: 4, Mode: palette.Unique, Components: []string{UNet}})
+	_, err := Convert(t.Context(), m, out, Options{Bits: 4, Mode: palette.Unique, Components: []component.Name{component.UNet}})
 	if err == nil || !strings.Contains(err.Error(), "unet: palettize ") || !strings.Contains(err.Error(), "distinct values") {
 		t.Fatalf("err = %v, want a unique-mode error naming unet and the tensor", err)
 	}
@@ -101,8 +102,8 @@ func TestUniqueTooManyValues(t *testing.T) {
 func TestGroupedChannels(t *testing.T) {
 	m := openModel(t, tinyDir(t, "tiny-sd15"), checkpoint.Options{})
 	k := testKernels(t)
-	_, perTensor := convertOK(t, m, Options{Bits: 4, Components: []string{UNet}, Check: true, CheckThresholdDB: 1, Kernels: k})
-	out, grouped := convertOK(t, m, Options{Bits: 4, GroupSize: 8, Components: []string{UNet}, Check: true, CheckThresholdDB: 1, Kernels: k})
+	_, perTensor := convertOK(t, m, Options{Bits: 4, Components: []component.Name{component.UNet}, Check: true, CheckThresholdDB: 1, Kernels: k})
+	out, grouped := convertOK(t, m, Options{Bits: 4, GroupSize: 8, Components: []component.Name{component.UNet}, Check: true, CheckThresholdDB: 1, Kernels: k})
 	if r := grouped.Recipe; r.Granularity != "per-grouped-channel" || r.GroupSize != 8 {
 		t.Errorf("recipe = %+v", r)
 	}
@@ -140,7 +141,7 @@ func TestGroupedChannels(t *testing.T) {
 		}
 	}
 	t.Logf("grouped better on %d tensors, not better on %d; unet check %.2f dB grouped, %.2f per tensor",
-		better, worse, grouped.Check.Results[UNet].PSNR, perTensor.Check.Results[UNet].PSNR)
+		better, worse, grouped.Check.Results[string(component.UNet)].PSNR, perTensor.Check.Results[string(component.UNet)].PSNR)
 	if better < len(names)*9/10 {
 		t.Errorf("grouped tables improved only %d of %d tensors", better, len(names))
 	}
@@ -151,7 +152,7 @@ func TestGroupedChannels(t *testing.T) {
 // checked.
 func TestComponentsSubset(t *testing.T) {
 	m := openModel(t, tinyDir(t, "tiny-sd15"), checkpoint.Options{})
-	_, man := convertOK(t, m, Options{Bits: 4, Mode: palette.Uniform, Components: []string{VAEDecoder}, Check: true, CheckThresholdDB: 1, Kernels: testKernels(t)})
+	_, man := convertOK(t, m, Options{Bits: 4, Mode: palette.Uniform, Components: []component.Name{component.VAEDecoder}, Check: true, CheckThresholdDB: 1, Kernels: testKernels(t)})
 	for folder, c := range man.Components {
 		for name, r := range c.Tensors {
 			want := folder == "vae" && (strings.HasPrefix(name, "decoder.") || strings.HasPrefix(name, "post_quant_conv.")) &&
@@ -161,7 +162,7 @@ func TestComponentsSubset(t *testing.T) {
 			}
 		}
 	}
-	if len(man.Check.Results) != 1 || man.Check.Results[VAEDecoder] == nil {
+	if len(man.Check.Results) != 1 || man.Check.Results[string(component.VAEDecoder)] == nil {
 		t.Errorf("checked %v, want only vae_decoder", man.Check.Results)
 	}
 }
@@ -170,7 +171,7 @@ func TestComponentsSubset(t *testing.T) {
 // palettized from their float16 bits, float tensors stay F16, and the
 // output stays close to the fixture's fp16-weights reference.
 func TestFP16Source(t *testing.T) {
-	m := openModel(t, tinyDir(t, "tiny-sd15"), checkpoint.Options{Variant: "fp16", Components: []string{checkpoint.UNet}})
+	m := openModel(t, tinyDir(t, "tiny-sd15"), checkpoint.Options{Variant: "fp16", Components: []component.Name{component.UNet}})
 	out, man := convertOK(t, m, Options{Bits: 6, Check: true, Kernels: testKernels(t)})
 	for name, r := range man.Components["unet"].Tensors {
 		if r.Bits == 0 && r.DType != "F16" {
@@ -199,7 +200,7 @@ func TestFP16Source(t *testing.T) {
 	}
 	// Measured: 38.3 dB at 6 bits with the default MinSize (2048); the
 	// floor sits 1.5 dB below.
-	r := man.Check.Results[UNet]
+	r := man.Check.Results[string(component.UNet)]
 	t.Logf("fp16 unet at 6 bits: check %.2f dB", r.PSNR)
 	if r.PSNR < 36.8 {
 		t.Errorf("check unet: %.2f dB, want >= 36.8", r.PSNR)
@@ -268,11 +269,11 @@ func TestTinySD21(t *testing.T) {
 	// floors 1.5 dB below. Convert's own check is logged (68.4, 48.7,
 	// 50.2, 51.1 dB).
 	got := fixturePSNR(t, out, fixturesRefs(t, name), "unet.out", k)
-	floors := map[string]float64{TextEncoder: 66.9, UNet: 46.3, VAEDecoder: 46.5, VAEEncoder: 48.2}
+	floors := map[component.Name]float64{component.TextEncoder: 66.9, component.UNet: 46.3, component.VAEDecoder: 46.5, component.VAEEncoder: 48.2}
 	for p, floor := range floors {
-		t.Logf("%s: package vs fixture %.2f dB, check %.2f dB", p, got[p], man.Check.Results[p].PSNR)
-		if got[p] < floor {
-			t.Errorf("%s: %.2f dB, want >= %.1f", p, got[p], floor)
+		t.Logf("%s: package vs fixture %.2f dB, check %.2f dB", p, got[string(p)], man.Check.Results[string(p)].PSNR)
+		if got[string(p)] < floor {
+			t.Errorf("%s: %.2f dB, want >= %.1f", p, got[string(p)], floor)
 		}
 	}
 	if man.Source.Family != checkpoint.FamilySD2 {

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 
 	"github.com/pigment-sd/pigment/checkpoint"
+	"github.com/pigment-sd/pigment/component"
 	"github.com/pigment-sd/pigment/format/pigmentpkg"
 	"github.com/pigment-sd/pigment/internal/atomicfile"
 	"github.com/pigment-sd/pigment/scheduler"
@@ -183,13 +184,13 @@ func modelIndex(m *checkpoint.Model, tokenizer bool) ([]byte, error) {
 		}
 	}
 	idx := map[string]any{"_class_name": "StableDiffusionPipeline"}
-	classes := map[string][2]string{
-		checkpoint.TextEncoder: {"transformers", "CLIPTextModel"},
-		checkpoint.UNet:        {"diffusers", "UNet2DConditionModel"},
-		checkpoint.VAE:         {"diffusers", "AutoencoderKL"},
+	classes := map[component.Name][2]string{
+		component.TextEncoder: {"transformers", "CLIPTextModel"},
+		component.UNet:        {"diffusers", "UNet2DConditionModel"},
+		component.VAE:         {"diffusers", "AutoencoderKL"},
 	}
 	for _, f := range folders(m) {
-		idx[f] = classes[f]
+		idx[string(f)] = classes[f]
 	}
 	if tokenizer {
 		idx["tokenizer"] = [2]string{"transformers", "CLIPTokenizer"}

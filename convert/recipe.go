@@ -53,7 +53,7 @@ func newRecipe(m map[string]int) (*recipe, error) {
 // checkEntry validates one recipe entry.
 func checkEntry(pattern string, bits int) error {
 	if bits != 0 && !palette.ValidBits(bits) {
-		return fmt.Errorf("recipe entry %q: %d bits is not supported (0 to keep float, or 1, 2, 3, 4, 6, 8)", pattern, bits)
+		return fmt.Errorf("recipe entry %q: %d bits is not supported (0 to keep float, or %s)", pattern, bits, palette.WidthsText)
 	}
 	if !strings.Contains(pattern, "/") {
 		return fmt.Errorf("recipe entry %q: want folder/tensor, such as unet/conv_in.weight or unet/*attn1*", pattern)

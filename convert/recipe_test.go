@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/pigment-sd/pigment/checkpoint"
+	"github.com/pigment-sd/pigment/component"
 	"github.com/pigment-sd/pigment/format/pigmentpkg"
 	"github.com/pigment-sd/pigment/palette"
 )
@@ -83,7 +84,7 @@ func TestRecipe(t *testing.T) {
 		"vae/*":                         0,
 		"unet/time_embedding.linear_1*": 0,
 	}
-	out, man := convertOK(t, m, Options{Bits: 4, Mode: palette.Uniform, Components: []string{UNet}, Recipe: recipe})
+	out, man := convertOK(t, m, Options{Bits: 4, Mode: palette.Uniform, Components: []component.Name{component.UNet}, Recipe: recipe})
 	if !maps.Equal(man.Recipe.Overrides, recipe) {
 		t.Errorf("manifest overrides = %v, want %v", man.Recipe.Overrides, recipe)
 	}

@@ -3,17 +3,18 @@ package palette
 import (
 	"encoding/binary"
 	"fmt"
+	"slices"
 )
 
-// ValidBits reports whether n is a supported index width (1, 2, 3, 4, 6
-// or 8 bits).
-func ValidBits(n int) bool {
-	switch n {
-	case 1, 2, 3, 4, 6, 8:
-		return true
-	}
-	return false
-}
+// Widths lists the supported index widths in bits, the one list every
+// reader, writer, flag and recipe checks against.
+func Widths() []int { return []int{1, 2, 3, 4, 6, 8} }
+
+// WidthsText is Widths as messages name them.
+const WidthsText = "1, 2, 3, 4, 6 or 8"
+
+// ValidBits reports whether n is a supported index width (see Widths).
+func ValidBits(n int) bool { return slices.Contains(Widths(), n) }
 
 // PackedLen is the number of bytes that count n-bit indices occupy when
 // packed: ceil(count*n/8).

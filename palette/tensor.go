@@ -37,7 +37,7 @@ var (
 // rows per group and the number of groups.
 func layout(shape []int, bits, groupSize int) (rows, rowSize, perGroup, groups int, err error) {
 	if !ValidBits(bits) {
-		return 0, 0, 0, 0, fmt.Errorf("%d bits is not supported (1, 2, 3, 4, 6 or 8)", bits)
+		return 0, 0, 0, 0, fmt.Errorf("%d bits is not supported (%s)", bits, WidthsText)
 	}
 	if len(shape) == 0 {
 		return 0, 0, 0, 0, errors.New("a scalar cannot be palettized")

@@ -4,6 +4,7 @@ import (
 	"fmt"
 
 	"github.com/pigment-sd/pigment/checkpoint"
+	"github.com/pigment-sd/pigment/component"
 	"github.com/pigment-sd/pigment/kernels"
 	"github.com/pigment-sd/pigment/model/clip"
 	"github.com/pigment-sd/pigment/model/unet"
@@ -26,7 +27,7 @@ type LoadOptions struct {
 // hold all three components. A checkpoint without a tokenizer (single
 // files) gets the bundled CLIP tokenizer of its family.
 func Load(m *checkpoint.Model, opt LoadOptions) (*Model, error) {
-	for _, c := range checkpoint.AllComponents() {
+	for _, c := range component.Folders() {
 		if m.Components[c] == nil {
 			return nil, fmt.Errorf("model %s has no %s", m.Path, c)
 		}
@@ -42,11 +43,11 @@ func Load(m *checkpoint.Model, opt LoadOptions) (*Model, error) {
 	if err != nil {
 		return nil, err
 	}
-	te := m.Components[checkpoint.TextEncoder]
+	te := m.Components[component.TextEncoder]
 	if out.TextEncoder, err = clip.New(te.Config, te.Weights, opt.Kernels, nopt); err != nil {
 		return nil, fmt.Errorf("load text encoder: %w", err)
 	}
-	uc := m.Components[checkpoint.UNet]
+	uc := m.Components[component.UNet]
 	u, err := unet.New(uc.Config, uc.Weights, opt.Kernels, nopt)
 	if err != nil {
 		return nil, fmt.Errorf("load unet: %w", err)
@@ -54,7 +55,7 @@ func Load(m *checkpoint.Model, opt LoadOptions) (*Model, error) {
 	out.UNet = u
 	out.LatentChannels = u.Config().InChannels
 	out.SampleSize = u.Config().SampleSize
-	vc := m.Components[checkpoint.VAE]
+	vc := m.Components[component.VAE]
 	v, err := vae.New(vc.Config, vc.Weights, opt.Kernels, nopt)
 	if err != nil {
 		return nil, fmt.Errorf("load vae: %w", err)
@@ -69,7 +70,7 @@ func Load(m *checkpoint.Model, opt LoadOptions) (*Model, error) {
 	if out.SchedulerClass, err = scheduler.ConfigClassName(m.Scheduler); err != nil {
 		return nil, fmt.Errorf("model %s: %w", m.Path, err)
 	}
-	out.evict = map[string]func() error{}
+	out.evict = map[component.Name]func() error{}
 	for name, c := range m.Components {
 		out.evict[name] = c.Evict
 	}

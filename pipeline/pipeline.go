@@ -15,6 +15,7 @@ import (
 	"image"
 	"math"
 
+	"github.com/pigment-sd/pigment/component"
 	"github.com/pigment-sd/pigment/nn"
 	"github.com/pigment-sd/pigment/rng"
 	"github.com/pigment-sd/pigment/scheduler"
@@ -70,7 +71,7 @@ type Model struct {
 
 	// evict drops a component's memory-mapped weights from resident
 	// memory once a generation is done with it (set by Load).
-	evict map[string]func() error
+	evict map[component.Name]func() error
 }
 
 // release ends a phase of a generation: the network's idle activation
@@ -78,9 +79,9 @@ type Model struct {
 // resident set until the next generation reads them (from the page
 // cache), so the text encoder, UNet and VAE never need to be resident
 // together.
-func (m *Model) release(component string, net any) {
+func (m *Model) release(c component.Name, net any) {
 	releaseScratch(net)
-	if e := m.evict[component]; e != nil {
+	if e := m.evict[c]; e != nil {
 		_ = e() // advisory: a failure only leaves the pages resident
 	}
 }
@@ -237,7 +238,7 @@ func (m *Model) Generate(ctx context.Context, p Params) (*Result, error) {
 		return nil, err
 	}
 	res.PromptTruncated = cond.truncated
-	m.release("text_encoder", m.TextEncoder)
+	m.release(component.TextEncoder, m.TextEncoder)
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
@@ -257,14 +258,14 @@ func (m *Model) Generate(ctx context.Context, p Params) (*Result, error) {
 		return nil, err
 	}
 	res.Latents = start.latents
-	m.release("unet", m.UNet)
+	m.release(component.UNet, m.UNet)
 
 	p.phase(PhaseDecode)
 	res.Decoded, err = m.decode(ctx, start.latents)
 	if err != nil {
 		return nil, err
 	}
-	m.release("vae", m.VAE)
+	m.release(component.VAE, m.VAE)
 	res.Images, err = TensorToImages(res.Decoded)
 	if err != nil {
 		return nil, err

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/binary"
 	"encoding/json"
 	"fmt"
 	"math/rand/v2"
@@ -15,10 +14,9 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/pigment-sd/pigment/convert"
+	"github.com/pigment-sd/pigment/component"
 	"github.com/pigment-sd/pigment/internal/memstat"
-	"github.com/pigment-sd/pigment/internal/sdconfigs"
-	"github.com/pigment-sd/pigment/internal/testmodel"
+	"github.com/pigment-sd/pigment/internal/randmodel"
 	"github.com/pigment-sd/pigment/kernels/profile"
 	"github.com/pigment-sd/pigment/model/clip"
 	"github.com/pigment-sd/pigment/model/unet"
@@ -28,12 +26,6 @@ import (
 	"github.com/pigment-sd/pigment/tensor"
 	"github.com/pigment-sd/pigment/weights"
 )
-
-var benchModels = map[string]string{
-	"sd15":      "stable-diffusion-v1-5",
-	"sd21-base": "stable-diffusion-2-1-base",
-	"sd21":      "stable-diffusion-2-1",
-}
 
 type benchFlags struct {
 	model      string
@@ -96,10 +88,10 @@ palettized weights (pal6 is pigment's default).`,
 	}
 	f := cmd.Flags()
 	ef.register(cmd)
-	f.StringVar(&bf.model, "config", "sd15", "official config: sd15, sd21-base or sd21")
+	f.StringVar(&bf.model, "config", "sd15", "official config: "+randmodel.ConfigNames)
 	f.IntVar(&bf.size, "size", 512, "image size in pixels (latents are size/8)")
 	f.IntVar(&bf.batch, "batch", 2, "batch (2 = one step with classifier-free guidance); the VAE and text encoder use 1")
-	f.StringVar(&bf.weights, "weights", "f16", "weight storage: f16, f32, bf16 or palN (N in 1,2,3,4,6,8)")
+	f.StringVar(&bf.weights, "weights", "f16", "weight storage: f16, f32, bf16 or palN (N in "+palette.WidthsText+")")
 	f.IntVar(&bf.iterations, "iterations", 1, "timed runs")
 	f.IntVar(&bf.warmup, "warmup", 0, "untimed runs first")
 	f.Uint64Var(&bf.seed, "seed", 1, "seed of the random weights and inputs")
@@ -107,11 +99,15 @@ palettized weights (pal6 is pigment's default).`,
 	return cmd
 }
 
-func runBench(cmd *cobra.Command, component string, bf *benchFlags, ef *engineFlags) error {
+func runBench(cmd *cobra.Command, arg string, bf *benchFlags, ef *engineFlags) error {
 	stderr := cmd.ErrOrStderr()
-	dir, ok := benchModels[bf.model]
-	if !ok {
-		return fmt.Errorf("--config %q: want sd15, sd21-base or sd21", bf.model)
+	net, err := component.ParseNetwork(arg)
+	if err != nil {
+		return err
+	}
+	dir, err := randmodel.Config(bf.model)
+	if err != nil {
+		return fmt.Errorf("--config: %w", err)
 	}
 	if bf.size <= 0 || bf.size%8 != 0 {
 		return fmt.Errorf("--size must be a positive multiple of 8, got %d", bf.size)
@@ -119,7 +115,7 @@ func runBench(cmd *cobra.Command, component string, bf *benchFlags, ef *engineFl
 	if bf.batch < 1 || bf.iterations < 1 || bf.warmup < 0 {
 		return fmt.Errorf("--batch and --iterations must be at least 1")
 	}
-	dtype, bits, err := parseWeightSpec(bf.weights)
+	st, err := randmodel.ParseStorage(bf.weights)
 	if err != nil {
 		return err
 	}
@@ -131,50 +127,13 @@ func runBench(cmd *cobra.Command, component string, bf *benchFlags, ef *engineFl
 	prof := profile.Wrap(k)
 	opts := nn.Options{Attention: mode, Chunk: ef.chunk}
 
-	var cfgPath string
-	switch component {
-	case "unet":
-		cfgPath = "unet/config.json"
-	case "vae-decoder", "vae-encoder":
-		cfgPath = "vae/config.json"
-	case "text-encoder":
-		cfgPath = "text_encoder/config.json"
-	default:
-		return fmt.Errorf("unknown component %q: want unet, vae-decoder, vae-encoder or text-encoder", component)
-	}
-	cfg, err := sdconfigs.File(dir, cfgPath)
+	fmt.Fprintf(stderr, "building %s %s with random %s weights...\n", dir, arg, bf.weights)
+	t0 := time.Now()
+	comp, err := randmodel.Component(bf.model, net.Folder(), st, bf.seed)
 	if err != nil {
 		return err
 	}
-	var shapes map[string][]int
-	switch component {
-	case "unet":
-		c, err := unet.ParseConfig(cfg)
-		if err != nil {
-			return err
-		}
-		shapes = unet.WeightShapes(c)
-	case "text-encoder":
-		c, err := clip.ParseConfig(cfg)
-		if err != nil {
-			return err
-		}
-		shapes = clip.WeightShapes(c)
-	default:
-		c, err := vae.ParseConfig(cfg)
-		if err != nil {
-			return err
-		}
-		shapes = vae.WeightShapes(c)
-	}
-	fmt.Fprintf(stderr, "building %s %s with random %s weights (%d tensors)...\n", dir, component, bf.weights, len(shapes))
-	t0 := time.Now()
-	src := testmodel.Random(shapes, bf.seed, dtype)
-	if bits > 0 {
-		if src, err = palettizeSource(src, bits); err != nil {
-			return err
-		}
-	}
+	cfg, src := comp.Config, comp.Weights
 	timed := &expandTimer{}
 	src = timed.wrap(src)
 	var wbytes int64
@@ -204,8 +163,8 @@ func runBench(cmd *cobra.Command, component string, bf *benchFlags, ef *engineFl
 	var run func() error
 	var arena *nn.Arena
 	batch := bf.batch
-	switch component {
-	case "unet":
+	switch net {
+	case component.UNet:
 		u, err := unet.New(cfg, src, prof, opts)
 		if err != nil {
 			return err
@@ -215,7 +174,7 @@ func runBench(cmd *cobra.Command, component string, bf *benchFlags, ef *engineFl
 		sample := randn(batch, uc.InChannels, lat, lat)
 		ctx := randn(batch, 77, uc.CrossAttentionDim[0])
 		run = func() error { _, err := u.Forward(sample, 981, ctx); return err }
-	case "text-encoder":
+	case component.TextEncoder:
 		te, err := clip.New(cfg, src, prof, opts)
 		if err != nil {
 			return err
@@ -235,7 +194,7 @@ func runBench(cmd *cobra.Command, component string, bf *benchFlags, ef *engineFl
 		}
 		arena = v.Arena()
 		batch = 1
-		if component == "vae-decoder" {
+		if net == component.VAEDecoder {
 			z := randn(1, v.Config().LatentChannels, lat, lat)
 			run = func() error { _, err := v.Decode(z); return err }
 		} else {
@@ -253,7 +212,7 @@ func runBench(cmd *cobra.Command, component string, bf *benchFlags, ef *engineFl
 	arena.ResetPeak()
 	memstat.ResetPeak()
 	rssBefore := memstat.RSS()
-	rep := benchReport{Component: component, Model: dir, Size: bf.size, Batch: batch, Weights: bf.weights, WeightBytes: wbytes,
+	rep := benchReport{Component: arg, Model: dir, Size: bf.size, Batch: batch, Weights: bf.weights, WeightBytes: wbytes,
 		Iterations: bf.iterations, Kernels: k.Name(), Threads: ef.threadCount(), CPU: cpuName(), GOOS: runtime.GOOS,
 		GOARCH: runtime.GOARCH, GoVersion: runtime.Version(), Attention: mode.String(), Date: time.Now().UTC().Format(time.RFC3339),
 		Env: benchEnv()}
@@ -297,47 +256,20 @@ func runBench(cmd *cobra.Command, component string, bf *benchFlags, ef *engineFl
 		return enc.Encode(rep)
 	}
 	fmt.Fprintf(out, "%s %s %dx%d batch %d, %s weights (%s), %s kernels, %d threads, %s attention\n",
-		dir, component, bf.size, bf.size, batch, bf.weights, byteSize(wbytes), rep.Kernels, rep.Threads, rep.Attention)
+		dir, arg, bf.size, bf.size, batch, bf.weights, byteSize(wbytes), rep.Kernels, rep.Threads, rep.Attention)
 	fmt.Fprintf(out, "  %.2f s per run (median of %d), %.1f GFLOP, %.1f GFLOP/s\n", rep.Median, bf.iterations, rep.GFLOP, rep.GFLOPS)
 	var parts []string
 	for _, c := range prof.Categories() {
 		parts = append(parts, fmt.Sprintf("%s %.1f%%", c, 100*rep.Shares[c]))
 	}
 	expand := "fused into packing (float weights)"
-	if bits > 0 {
+	if st.Bits > 0 {
 		expand = fmt.Sprintf("%.1f%% of worker time (palette look-ups, inside gemm/conv)", 100*rep.ExpandShare)
 	}
 	fmt.Fprintf(out, "  time: %s; weight expansion %s\n", strings.Join(parts, ", "), expand)
 	fmt.Fprintf(out, "  peak RSS %s (activations peak %s)\n", byteSize(rep.PeakRSS), byteSize(rep.ArenaPeak))
 	fmt.Fprintf(out, "  cpu: %s, %s/%s, %s\n", rep.CPU, rep.GOOS, rep.GOARCH, rep.GoVersion)
 	return nil
-}
-
-// palettizeSource palettizes the weights pigment convert palettizes by
-// default (Linear and Conv weights of at least convert.DefaultMinSize
-// elements) with n-bit k-means.
-func palettizeSource(src weights.Source, bits int) (weights.Source, error) {
-	out := weights.Map{}
-	for _, name := range src.Names() {
-		t, _ := src.Tensor(name)
-		shape := t.Shape()
-		raw, ok := t.(*weights.Raw)
-		if !ok || raw.DType() != tensor.F16 || !convert.Palettizable(name, t) || weights.NumElements(t) < convert.DefaultMinSize {
-			out[name] = t
-			continue
-		}
-		b := raw.Bytes()
-		h := make([]uint16, len(b)/2)
-		for i := range h {
-			h[i] = binary.LittleEndian.Uint16(b[2*i:])
-		}
-		p, err := palette.PalettizeF16(name, h, shape, palette.Options{Bits: bits})
-		if err != nil {
-			return nil, err
-		}
-		out[name] = p
-	}
-	return out, nil
 }
 
 // expandTimer measures the time spent turning stored weights into float32

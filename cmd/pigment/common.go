@@ -9,6 +9,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/pigment-sd/pigment/checkpoint"
+	"github.com/pigment-sd/pigment/component"
 	"github.com/pigment-sd/pigment/kernels"
 	"github.com/pigment-sd/pigment/kernels/cpu"
 	"github.com/pigment-sd/pigment/kernels/ref"
@@ -84,7 +85,7 @@ func (f *modelFlags) register(cmd *cobra.Command, required bool) {
 	cmd.Flags().StringVar(&f.prediction, "prediction-type", "", "override the prediction type of a single-file SD 2.x model: epsilon or v_prediction")
 }
 
-func (f *modelFlags) open(cmd *cobra.Command, components []string) (*checkpoint.Model, error) {
+func (f *modelFlags) open(cmd *cobra.Command, components []component.Name) (*checkpoint.Model, error) {
 	path, err := resolveModel(cmd, f.model, f.variant)
 	if err != nil {
 		return nil, err

@@ -11,7 +11,9 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/pigment-sd/pigment/checkpoint"
+	"github.com/pigment-sd/pigment/component"
 	"github.com/pigment-sd/pigment/convert"
+	"github.com/pigment-sd/pigment/internal/randmodel"
 	"github.com/pigment-sd/pigment/palette"
 )
 
@@ -55,11 +57,11 @@ on fixed sample inputs and prints the PSNR of the outputs; below the threshold
 	mf.register(cmd, false)
 	ef.register(cmd)
 	f.StringVarP(&cf.out, "output", "o", "", "output package folder")
-	f.IntVar(&cf.bits, "quantize-nbits", convert.DefaultBits, "index width n: 1, 2, 3, 4, 6 or 8")
+	f.IntVar(&cf.bits, "quantize-nbits", convert.DefaultBits, "index width n: "+palette.WidthsText)
 	f.StringVar(&cf.mode, "mode", "kmeans", "palettization mode: kmeans (exact 1-D k-means), uniform, or unique (lossless, fails if a tensor has more than 2^n values)")
 	f.StringVar(&cf.granularity, "granularity", "per-tensor", "per-tensor (one table per tensor) or per-grouped-channel (one per --group-size output channels)")
 	f.IntVar(&cf.groupSize, "group-size", 16, "output channels per table with --granularity per-grouped-channel")
-	f.StringVar(&cf.components, "components", strings.Join(convert.AllComponents(), ","), "networks to compress (others are copied float)")
+	f.StringVar(&cf.components, "components", component.Join(component.Networks(), ","), "networks to compress (others are copied float)")
 	f.IntVar(&cf.minSize, "min-size", convert.DefaultMinSize, "weights with fewer elements stay float")
 	f.BoolVar(&cf.check, "check-output-correctness", false, "compare each converted network with its float original (PSNR)")
 	f.Float64Var(&cf.threshold, "check-threshold", convert.DefaultThresholdDB, "PSNR in dB a network must reach to pass the check")
@@ -93,11 +95,15 @@ func (cf *convertFlags) options() (convert.Options, error) {
 		return opt, fmt.Errorf("--granularity %q: want per-tensor or per-grouped-channel", cf.granularity)
 	}
 	if !palette.ValidBits(cf.bits) {
-		return opt, fmt.Errorf("--quantize-nbits %d: want 1, 2, 3, 4, 6 or 8", cf.bits)
+		return opt, fmt.Errorf("--quantize-nbits %d: want %s", cf.bits, palette.WidthsText)
 	}
 	for _, c := range strings.Split(cf.components, ",") {
 		if c = strings.TrimSpace(c); c != "" {
-			opt.Components = append(opt.Components, c)
+			n, err := component.ParseNetwork(c)
+			if err != nil {
+				return opt, fmt.Errorf("--components: %w", err)
+			}
+			opt.Components = append(opt.Components, n)
 		}
 	}
 	if cf.recipe != "" {
@@ -128,7 +134,7 @@ func runConvert(cmd *cobra.Command, cf *convertFlags, mf *modelFlags, ef *engine
 	case cf.random != "" && mf.model != "":
 		return fmt.Errorf("give either --model or --random-weights, not both")
 	case cf.random != "":
-		m, err = randomModel(cf.random, "f16", 1)
+		m, err = randmodel.Model(cf.random, "f16", 1)
 	case mf.model == "":
 		return errNoModel
 	default:

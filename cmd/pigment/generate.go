@@ -22,6 +22,7 @@ import (
 	"github.com/pigment-sd/pigment/checkpoint"
 	"github.com/pigment-sd/pigment/format/pngmeta"
 	"github.com/pigment-sd/pigment/internal/atomicfile"
+	"github.com/pigment-sd/pigment/internal/randmodel"
 	"github.com/pigment-sd/pigment/pipeline"
 	"github.com/pigment-sd/pigment/rng"
 	"github.com/pigment-sd/pigment/scheduler"
@@ -140,7 +141,7 @@ func runGenerate(cmd *cobra.Command, g *generateFlags, mf *modelFlags, ef *engin
 			return fmt.Errorf("give either --model or --random-weights, not both")
 		}
 		fmt.Fprintf(stderr, "building a random-weight %s model (%s)...\n", g.random, g.randomWeights)
-		if ck, err = randomModel(g.random, g.randomWeights, 1); err != nil {
+		if ck, err = randmodel.Model(g.random, g.randomWeights, 1); err != nil {
 			return err
 		}
 		// Random weights live on the Go heap (a real model's are

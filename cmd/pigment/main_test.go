@@ -18,6 +18,7 @@ import (
 	"github.com/pigment-sd/pigment/hub/hubtest"
 	"github.com/pigment-sd/pigment/internal/fixtures"
 	"github.com/pigment-sd/pigment/palette"
+	"os/exec"
 )
 
 // runCLI runs pigment in-process with args and returns its output.
@@ -408,5 +409,23 @@ func TestConvertCommand(t *testing.T) {
 	}
 	if _, err := os.Stat(out2); !os.IsNotExist(err) {
 		t.Errorf("failed conversion left %s", out2)
+	}
+}
+
+// TestBinaryDeps checks that the pigment binary links no test code: the
+// testing package and the test helpers stay out of the product.
+func TestBinaryDeps(t *testing.T) {
+	goTool, err := exec.LookPath("go")
+	if err != nil {
+		t.Skip("no go command on PATH to list the binary's packages")
+	}
+	out, err := exec.Command(goTool, "list", "-deps", ".").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range strings.Fields(string(out)) {
+		if p == "testing" || strings.HasSuffix(p, "/internal/testmodel") || strings.HasSuffix(p, "/internal/fixtures") || strings.HasSuffix(p, "/hubtest") {
+			t.Errorf("the binary links %s", p)
+		}
 	}
 }

@@ -7,7 +7,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/pigment-sd/pigment/checkpoint"
+	"github.com/pigment-sd/pigment/component"
 	"github.com/pigment-sd/pigment/format/safetensors"
 	"github.com/pigment-sd/pigment/model/clip"
 	"github.com/pigment-sd/pigment/model/unet"
@@ -16,19 +16,10 @@ import (
 	"github.com/pigment-sd/pigment/tensor"
 )
 
-// runComponents maps the component names of `pigment run` to the model
-// component holding their weights.
-var runComponents = map[string]string{
-	"text_encoder": checkpoint.TextEncoder,
-	"unet":         checkpoint.UNet,
-	"vae_decoder":  checkpoint.VAE,
-	"vae_encoder":  checkpoint.VAE,
-}
-
 func newRunCmd() *cobra.Command {
 	var mf modelFlags
 	var ef engineFlags
-	var component, inputs, out string
+	var name, inputs, out string
 	cmd := &cobra.Command{
 		Use:   "run --model M --component C --inputs IN.safetensors --out OUT.safetensors",
 		Short: "Run one network on tensors from a file and write its outputs, to compare a model against a reference",
@@ -42,10 +33,11 @@ func newRunCmd() *cobra.Command {
   vae_encoder   vae.encode.image -> vae.encode.mean, vae.encode.logvar, vae.encode.std`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			comp, ok := runComponents[component]
-			if !ok {
-				return fmt.Errorf("--component %q: want one of text_encoder, unet, vae_decoder, vae_encoder", component)
+			net, err := component.ParseNetwork(name)
+			if err != nil {
+				return fmt.Errorf("--component: %w", err)
 			}
+			comp := net.Folder()
 			in, err := safetensors.Open(inputs)
 			if err != nil {
 				return err
@@ -56,7 +48,7 @@ func newRunCmd() *cobra.Command {
 				return err
 			}
 			defer done()
-			m, err := mf.open(cmd, []string{comp})
+			m, err := mf.open(cmd, []component.Name{comp})
 			if err != nil {
 				return err
 			}
@@ -74,8 +66,8 @@ func newRunCmd() *cobra.Command {
 				}
 				return tensor.FromData(v, shape...), nil
 			}
-			switch component {
-			case "text_encoder":
+			switch net {
+			case component.TextEncoder:
 				te, err := clip.New(c.Config, c.Weights, k, opts)
 				if err != nil {
 					return err
@@ -96,7 +88,7 @@ func newRunCmd() *cobra.Command {
 					return err
 				}
 				add("text_encoder.last_hidden_state", y)
-			case "unet":
+			case component.UNet:
 				u, err := unet.New(c.Config, c.Weights, k, opts)
 				if err != nil {
 					return err
@@ -126,12 +118,12 @@ func newRunCmd() *cobra.Command {
 					}
 					add(prefix+"out", y)
 				}
-			case "vae_decoder", "vae_encoder":
+			case component.VAEDecoder, component.VAEEncoder:
 				v, err := vae.New(c.Config, c.Weights, k, opts)
 				if err != nil {
 					return err
 				}
-				if component == "vae_decoder" {
+				if net == component.VAEDecoder {
 					lat, err := floatIn("vae.decode.latents")
 					if err != nil {
 						return err
@@ -159,7 +151,7 @@ func newRunCmd() *cobra.Command {
 				add("vae.encode.logvar", logvar)
 				add("vae.encode.std", std)
 			}
-			if err := safetensors.WriteFile(out, outs, map[string]string{"producer": "pigment run", "component": component}); err != nil {
+			if err := safetensors.WriteFile(out, outs, map[string]string{"producer": "pigment run", "component": string(net)}); err != nil {
 				return err
 			}
 			names := make([]string, len(outs))
@@ -172,7 +164,7 @@ func newRunCmd() *cobra.Command {
 	}
 	mf.register(cmd, true)
 	ef.register(cmd)
-	cmd.Flags().StringVar(&component, "component", "", "component to run: text_encoder, unet, vae_decoder or vae_encoder")
+	cmd.Flags().StringVar(&name, "component", "", "component to run: "+component.Join(component.Networks(), ", "))
 	cmd.Flags().StringVar(&inputs, "inputs", "", "safetensors file with the input tensors")
 	cmd.Flags().StringVarP(&out, "out", "o", "", "safetensors file to write the outputs to")
 	for _, f := range []string{"component", "inputs", "out"} {

@@ -7,6 +7,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/pigment-sd/pigment/component"
 	"github.com/pigment-sd/pigment/pipeline"
 	"github.com/pigment-sd/pigment/tokenizer/clip"
 )
@@ -57,7 +58,7 @@ func openTokenizer(cmd *cobra.Command, mf *modelFlags) (*clip.Tokenizer, error) 
 	if mf.model == "" {
 		return clip.Bundled("sd1")
 	}
-	m, err := mf.open(cmd, []string{"text_encoder"})
+	m, err := mf.open(cmd, []component.Name{component.TextEncoder})
 	if err != nil {
 		return nil, err
 	}

@@ -1,3 +1,8 @@
+// Package testmodel holds what the network tests share: fixture files
+// opened for the length of a test, reference tensors, comparisons with
+// the fixtures' tolerance, the kernel sets every fixture test runs on,
+// and kernels that do no arithmetic (to walk full-size networks quickly).
+// Random full-size models are randmodel's.
 package testmodel
 
 import (

@@ -148,7 +148,7 @@ var weightKinds = []weightKind{
 // panels of any height straddle).
 var paletteKinds = func() []weightKind {
 	var kinds []weightKind
-	for _, bits := range []int{1, 2, 3, 4, 6, 8} {
+	for _, bits := range palette.Widths() {
 		for _, group := range []int{0, 5} {
 			if group > 0 && bits != 3 && bits != 6 {
 				continue

@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/pigment-sd/pigment/internal/fixtures"
+	"github.com/pigment-sd/pigment/internal/randweights"
 	"github.com/pigment-sd/pigment/internal/testmodel"
 	"github.com/pigment-sd/pigment/kernels/ref"
 	"github.com/pigment-sd/pigment/tensor"
@@ -97,10 +98,10 @@ func TestRealConfigs(t *testing.T) {
 				t.Errorf("config: %d layers %s, want %d %s", cfg.NumHiddenLayers, cfg.HiddenAct, tc.layers, tc.act)
 			}
 			shapes := WeightShapes(cfg)
-			if got := testmodel.NumParams(shapes); got != tc.params {
+			if got := randweights.NumParams(shapes); got != tc.params {
 				t.Errorf("parameters = %d, want %d", got, tc.params)
 			}
-			if _, err := New(data, testmodel.Zeros(shapes), ref.New()); err != nil {
+			if _, err := New(data, randweights.Zeros(shapes), ref.New()); err != nil {
 				t.Fatal(err)
 			}
 		})
@@ -120,7 +121,7 @@ func TestRandomWeights(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	src := testmodel.Random(WeightShapes(cfg), 1, tensor.F16)
+	src := randweights.New(WeightShapes(cfg), 1, tensor.F16)
 	m, err := New(tinyConfig(), src, ref.New())
 	if err != nil {
 		t.Fatal(err)
@@ -152,7 +153,7 @@ func TestRandomWeights(t *testing.T) {
 func TestErrors(t *testing.T) {
 	cfg, _ := ParseConfig(tinyConfig())
 	shapes := WeightShapes(cfg)
-	good := testmodel.Zeros(shapes)
+	good := randweights.Zeros(shapes)
 
 	t.Run("missing", func(t *testing.T) {
 		m := weights.Map{}

@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/pigment-sd/pigment/internal/memstat"
+	"github.com/pigment-sd/pigment/internal/randweights"
 	"github.com/pigment-sd/pigment/internal/testmodel"
 	"github.com/pigment-sd/pigment/kernels"
 	"github.com/pigment-sd/pigment/kernels/cpu"
@@ -51,7 +52,7 @@ func BenchmarkUNetSD15Step512(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	u, err := New(data, testmodel.Random(WeightShapes(cfg), 1, tensor.F16), k)
+	u, err := New(data, randweights.New(WeightShapes(cfg), 1, tensor.F16), k)
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -10,6 +10,7 @@ import (
 
 	"github.com/pigment-sd/pigment/format/safetensors"
 	"github.com/pigment-sd/pigment/internal/fixtures"
+	"github.com/pigment-sd/pigment/internal/randweights"
 	"github.com/pigment-sd/pigment/internal/testmodel"
 	"github.com/pigment-sd/pigment/kernels"
 	"github.com/pigment-sd/pigment/kernels/ref"
@@ -144,7 +145,7 @@ func TestRealConfigs(t *testing.T) {
 				t.Errorf("config: heads %v linear %v context %d", cfg.Heads, cfg.UseLinearProjection, cfg.CrossAttentionDim[0])
 			}
 			shapes := WeightShapes(cfg)
-			if got := testmodel.NumParams(shapes); got != tc.params {
+			if got := randweights.NumParams(shapes); got != tc.params {
 				t.Errorf("parameters = %d, want %d", got, tc.params)
 			}
 			// Head width 40/80/160 (SD 1.5) or 64 (SD 2.x) shows in the
@@ -153,7 +154,7 @@ func TestRealConfigs(t *testing.T) {
 			if s := shapes["down_blocks.0.attentions.0.transformer_blocks.0.ff.net.0.proj.weight"]; !equal(s, []int{2560, 320}) {
 				t.Errorf("GEGLU projection shape %v", s)
 			}
-			if _, err := New(data, testmodel.Zeros(shapes), ref.New()); err != nil {
+			if _, err := New(data, randweights.Zeros(shapes), ref.New()); err != nil {
 				t.Fatal(err)
 			}
 		})
@@ -175,7 +176,7 @@ func TestActivationMemory(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	u, err := New(data, testmodel.Zeros(WeightShapes(cfg)), testmodel.NullKernels{})
+	u, err := New(data, randweights.Zeros(WeightShapes(cfg)), testmodel.NullKernels{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -263,7 +264,7 @@ func tinyShapes(t *testing.T) (Config, []byte, weights.Map) {
 		t.Fatal(err)
 	}
 	m := weights.Map{}
-	src := testmodel.Zeros(WeightShapes(cfg))
+	src := randweights.Zeros(WeightShapes(cfg))
 	for _, n := range src.Names() {
 		m[n], _ = src.Tensor(n)
 	}

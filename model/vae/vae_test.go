@@ -12,6 +12,7 @@ import (
 
 	"github.com/pigment-sd/pigment/format/safetensors"
 	"github.com/pigment-sd/pigment/internal/fixtures"
+	"github.com/pigment-sd/pigment/internal/randweights"
 	"github.com/pigment-sd/pigment/internal/testmodel"
 	"github.com/pigment-sd/pigment/kernels"
 	"github.com/pigment-sd/pigment/kernels/ref"
@@ -113,10 +114,10 @@ func TestRealConfigs(t *testing.T) {
 				t.Errorf("config: %+v", cfg)
 			}
 			shapes := WeightShapes(cfg)
-			if got := testmodel.NumParams(shapes); got != 83653863 {
+			if got := randweights.NumParams(shapes); got != 83653863 {
 				t.Errorf("parameters = %d, want 83653863", got)
 			}
-			if _, err := New(data, testmodel.Zeros(shapes), ref.New()); err != nil {
+			if _, err := New(data, randweights.Zeros(shapes), ref.New()); err != nil {
 				t.Fatal(err)
 			}
 		})
@@ -295,7 +296,7 @@ func TestActivationMemory(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	v, err := New(data, testmodel.Zeros(WeightShapes(cfg)), testmodel.NullKernels{})
+	v, err := New(data, randweights.Zeros(WeightShapes(cfg)), testmodel.NullKernels{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,9 +1,9 @@
-// Package testmodel builds Stable-Diffusion-shaped weight sources in memory
-// for tests and benchmarks: deterministic random weights for any list of
-// shapes (so a full-size SD 1.5 UNet can be benchmarked with no download),
-// zero-storage stand-ins, and small helpers that load fixture files and
-// compare activations against references.
-package testmodel
+// Package randweights makes weight sources for any list of shapes without
+// a file: deterministic random weights (so full-size networks can be
+// benchmarked and run with no download) and zero-storage stand-ins. The
+// commands (through randmodel) and the tests use it alike; it does not
+// import testing.
+package randweights
 
 import (
 	"encoding/binary"
@@ -18,14 +18,14 @@ import (
 	"github.com/pigment-sd/pigment/weights"
 )
 
-// Random returns deterministic random weights for shapes, stored as
+// New returns deterministic random weights for shapes, stored as
 // weights.Raw of dtype F32, F16 or BF16 (any other dtype is treated as
 // F32). Each tensor depends only on seed and its own name, never on the
 // other entries. Values are uniform with a chosen standard deviation:
 // 1-D ".weight" tensors (norm scales) 1 ± 0.1, other 1-D tensors (biases)
 // 0.05, everything else 1/sqrt(fan_in) where fan_in is the row size
 // (in·kh·kw for a convolution). Tensors are generated in parallel.
-func Random(shapes map[string][]int, seed uint64, dtype tensor.DType) weights.Source {
+func New(shapes map[string][]int, seed uint64, dtype tensor.DType) weights.Source {
 	switch dtype {
 	case tensor.F32, tensor.F16, tensor.BF16:
 	default:
@@ -97,7 +97,7 @@ func randomTensor(name string, shape []int, seed uint64, dtype tensor.DType) *we
 	}
 	r, err := weights.NewRaw(buf, dtype, shape)
 	if err != nil {
-		panic("testmodel: " + err.Error()) // sizes are computed above
+		panic("randweights: " + err.Error()) // sizes are computed above
 	}
 	return r
 }
