@@ -226,16 +226,42 @@ func build(c Config, src weights.Source) (*UNet, error) {
 	return u, nil
 }
 
+// Cond is what the UNet is conditioned on besides the sample.
+type Cond struct {
+	// Timestep is the timestep of the whole batch (fractional values are
+	// allowed, as Euler-type schedulers use them).
+	Timestep float64
+	// Timesteps, when set, gives one timestep per sample instead, as
+	// diffusers accepts a timestep tensor of the batch's length.
+	Timesteps []float64
+	// Context is the text conditioning [B, L, cross_attention_dim].
+	Context *tensor.Tensor
+}
+
+// timestep returns the timestep of sample b.
+func (c *Cond) timestep(b int) float64 {
+	if c.Timesteps != nil {
+		return c.Timesteps[b]
+	}
+	return c.Timestep
+}
+
 // Forward predicts the noise (or v) for sample [B, in_channels, h, w] at
-// timestep (fractional values are allowed, as Euler-type schedulers use
-// them; the same timestep is used for the whole batch), conditioned on
-// context [B, L, cross_attention_dim]. It returns a new [B, out_channels,
-// h, w]. Any latent size works; sizes not divisible by 2^(blocks-1) are
-// handled as diffusers does (upsampling to the skip connection's size).
+// timestep (the same for the whole batch), conditioned on context [B, L,
+// cross_attention_dim]: ForwardCond with only these.
 func (u *UNet) Forward(sample *tensor.Tensor, timestep float64, context *tensor.Tensor) (*tensor.Tensor, error) {
-	if err := u.checkInputs(sample, timestep, context); err != nil {
+	return u.ForwardCond(sample, Cond{Timestep: timestep, Context: context})
+}
+
+// ForwardCond predicts the noise (or v) for sample [B, in_channels, h, w]
+// under cond. It returns a new [B, out_channels, h, w]. Any latent size
+// works; sizes not divisible by 2^(blocks-1) are handled as diffusers
+// does (upsampling to the skip connection's size).
+func (u *UNet) ForwardCond(sample *tensor.Tensor, cond Cond) (*tensor.Tensor, error) {
+	if err := u.checkInputs(sample, &cond); err != nil {
 		return nil, err
 	}
+	context := cond.Context
 	c := u.ctx
 	bsz := sample.Shape[0]
 
@@ -243,7 +269,7 @@ func (u *UNet) Forward(sample *tensor.Tensor, timestep float64, context *tensor.
 	c0 := u.cfg.BlockOutChannels[0]
 	tp := c.New(bsz, c0)
 	for b := 0; b < bsz; b++ {
-		timestepEmbedding(tp.Data[b*c0:(b+1)*c0], timestep, u.cfg.FlipSinToCos, u.cfg.FreqShift)
+		timestepEmbedding(tp.Data[b*c0:(b+1)*c0], cond.timestep(b), u.cfg.FlipSinToCos, u.cfg.FreqShift)
 	}
 	u.opts.Emit("time_proj", tp)
 	h1 := u.time1.Forward(c, tp)
@@ -333,7 +359,8 @@ func cloneArena(c *nn.Ctx, x *tensor.Tensor) *tensor.Tensor {
 	return y
 }
 
-func (u *UNet) checkInputs(sample *tensor.Tensor, timestep float64, context *tensor.Tensor) error {
+func (u *UNet) checkInputs(sample *tensor.Tensor, cond *Cond) error {
+	context := cond.Context
 	if sample == nil || len(sample.Shape) != 4 || sample.Shape[1] != u.cfg.InChannels ||
 		sample.Shape[0] <= 0 || sample.Shape[2] <= 0 || sample.Shape[3] <= 0 || len(sample.Data) != tensor.NumElements(sample.Shape) {
 		var shape []int
@@ -342,8 +369,13 @@ func (u *UNet) checkInputs(sample *tensor.Tensor, timestep float64, context *ten
 		}
 		return fmt.Errorf("unet: sample shape %v, want [batch, %d, height, width]", shape, u.cfg.InChannels)
 	}
-	if math.IsNaN(timestep) || math.IsInf(timestep, 0) {
-		return fmt.Errorf("unet: timestep %v is not finite", timestep)
+	if cond.Timesteps != nil && len(cond.Timesteps) != sample.Shape[0] {
+		return fmt.Errorf("unet: %d timesteps for a batch of %d", len(cond.Timesteps), sample.Shape[0])
+	}
+	for b := range sample.Shape[0] {
+		if t := cond.timestep(b); math.IsNaN(t) || math.IsInf(t, 0) {
+			return fmt.Errorf("unet: timestep %v is not finite", t)
+		}
 	}
 	if context == nil || len(context.Shape) != 3 || context.Shape[0] != sample.Shape[0] || context.Shape[1] <= 0 ||
 		len(context.Data) != tensor.NumElements(context.Shape) {

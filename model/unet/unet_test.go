@@ -391,3 +391,41 @@ func FuzzParseConfig(f *testing.F) {
 		}
 	})
 }
+
+// TestPerSampleTimesteps checks that one timestep per sample gives each
+// sample the output it gets when the whole batch runs at its timestep.
+func TestPerSampleTimesteps(t *testing.T) {
+	cfg := readFile(t, fixtures.Path(t, "tiny-sd15/unet/config.json"))
+	src := testmodel.FileSource(t, fixtures.Path(t, "tiny-sd15/unet/diffusion_pytorch_model.safetensors"))
+	refs := testmodel.OpenFile(t, fixtures.Path(t, "tiny-sd15/refs.safetensors"))
+	u, err := New(cfg, src, testmodel.KernelCases()[1].K)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sample := testmodel.Ref(t, refs, "unet.sample")
+	context := testmodel.Ref(t, refs, "unet.encoder_hidden_states")
+	if sample.Shape[0] < 2 {
+		t.Fatalf("sample batch %d, want at least 2", sample.Shape[0])
+	}
+	ts := []float64{981, 1.5}
+	for sample.Shape[0] > len(ts) {
+		ts = append(ts, float64(100*len(ts)))
+	}
+	got, err := u.ForwardCond(sample, Cond{Timesteps: ts, Context: context})
+	if err != nil {
+		t.Fatal(err)
+	}
+	per := got.Len() / sample.Shape[0]
+	for b, tb := range ts {
+		want, err := u.Forward(sample, tb, context)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if d := testmodel.MaxAbsDiff(got.Data[b*per:(b+1)*per], want.Data[b*per:(b+1)*per]); d != 0 {
+			t.Errorf("sample %d at timestep %g: differs by %g from the batch at that timestep", b, tb, d)
+		}
+	}
+	if _, err := u.ForwardCond(sample, Cond{Timesteps: ts[:1], Context: context}); err == nil {
+		t.Error("one timestep for a batch of two was accepted")
+	}
+}
