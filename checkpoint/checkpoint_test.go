@@ -197,7 +197,7 @@ func TestSingleFileMatchesDiffusers(t *testing.T) {
 	t.Run("generated", func(t *testing.T) {
 		// sample_size is not in the tensors; the rest must be inferred.
 		m := open(t, file, Options{Config: map[component.Name]map[string]any{
-			component.Name(string(component.UNet)): {"sample_size": 16}, component.Name(string(component.VAE)): {"sample_size": 32},
+			component.UNet: {"sample_size": 16}, component.VAE: {"sample_size": 32},
 		}})
 		if m.Kind != KindSingleFile || m.Family != FamilySD1 || m.TokenizerDir != "" {
 			t.Errorf("kind %s family %s tokenizer %q", m.Kind, m.Family, m.TokenizerDir)

@@ -3,13 +3,13 @@ package checkpoint
 import (
 	"encoding/json"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 
 	"github.com/pigment-sd/pigment/component"
 	"github.com/pigment-sd/pigment/tensor"
 	"github.com/pigment-sd/pigment/weights"
-	"slices"
 )
 
 // Summary describes an opened model, for `pigment inspect`.

@@ -221,7 +221,7 @@ func TestCheckFails(t *testing.T) {
 	t.Log(err)
 	var failed []component.Name
 	for _, f := range ce.Failed {
-		failed = append(failed, component.Name(string(f.Component)))
+		failed = append(failed, f.Component)
 		if f.PSNR != man.Check.Results[string(f.Component)].PSNR {
 			t.Errorf("%s: error says %.2f dB, manifest %.2f", f.Component, f.PSNR, man.Check.Results[string(f.Component)].PSNR)
 		}

@@ -11,6 +11,7 @@ import (
 	"github.com/pigment-sd/pigment/internal/randweights"
 	"github.com/pigment-sd/pigment/internal/sdconfigs"
 	"github.com/pigment-sd/pigment/model/unet"
+	"github.com/pigment-sd/pigment/parallel"
 	"github.com/pigment-sd/pigment/tensor"
 )
 
@@ -26,10 +27,12 @@ func sd15UNet(b *testing.B) *checkpoint.Model {
 	if err != nil {
 		b.Fatal(err)
 	}
-	src := randweights.New(unet.WeightShapes(c), 1, tensor.F16)
+	pool := parallel.New(0)
+	b.Cleanup(pool.Close)
+	src := randweights.New(pool, unet.WeightShapes(c), 1, tensor.F16)
 	return &checkpoint.Model{
 		Path: "random-sd15-unet", Kind: checkpoint.KindDiffusers, Family: checkpoint.FamilySD1,
-		Components: map[component.Name]*checkpoint.Component{component.Name(string(component.UNet)): {Name: component.UNet, Config: cfg, Weights: src}},
+		Components: map[component.Name]*checkpoint.Component{component.UNet: {Name: component.UNet, Config: cfg, Weights: src}},
 	}
 }
 

@@ -12,7 +12,6 @@ import (
 	"github.com/pigment-sd/pigment/component"
 	"github.com/pigment-sd/pigment/format/pigmentpkg"
 	"github.com/pigment-sd/pigment/kernels"
-	"github.com/pigment-sd/pigment/kernels/cpu"
 	"github.com/pigment-sd/pigment/model/clip"
 	"github.com/pigment-sd/pigment/model/unet"
 	"github.com/pigment-sd/pigment/model/vae"
@@ -107,11 +106,6 @@ func runCheck(ctx context.Context, m *checkpoint.Model, dir string, s *settings,
 	}
 	defer pkg.Close()
 	k := s.Kernels
-	if k == nil {
-		ck := cpu.New(0)
-		defer ck.Close()
-		k = ck
-	}
 	for i, p := range parts {
 		if s.Progress != nil {
 			s.Progress(Event{Kind: CheckStarted, Component: p, Index: i + 1, Total: len(parts)})

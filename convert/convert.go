@@ -75,17 +75,15 @@ import (
 	"math"
 	"os"
 	"path/filepath"
-	"runtime"
 	"slices"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/pigment-sd/pigment/checkpoint"
 	"github.com/pigment-sd/pigment/component"
 	"github.com/pigment-sd/pigment/format/pigmentpkg"
 	"github.com/pigment-sd/pigment/kernels"
+	"github.com/pigment-sd/pigment/kernels/cpu"
 	"github.com/pigment-sd/pigment/palette"
 	"github.com/pigment-sd/pigment/tensor"
 	"github.com/pigment-sd/pigment/weights"
@@ -138,8 +136,8 @@ type Options struct {
 	// CheckThresholdDB is the PSNR a network needs to pass (0 means
 	// DefaultThresholdDB).
 	CheckThresholdDB float64
-	// Kernels run the check; nil means kernels/cpu with GOMAXPROCS
-	// threads.
+	// Kernels run the check, and their pool the palettization; nil means
+	// kernels/cpu on a pool of parallel.Threads() workers.
 	Kernels kernels.Kernels
 	// Progress, when set, is called after each tensor and around each
 	// check, from the goroutine that called Convert.
@@ -349,6 +347,11 @@ func convert(ctx context.Context, m *checkpoint.Model, out string, opt Options) 
 	if err != nil {
 		return nil, err
 	}
+	if s.Kernels == nil {
+		k := cpu.New(0)
+		defer k.Close()
+		s.Kernels = k
+	}
 	if m.Kind == checkpoint.KindPigment {
 		return nil, fmt.Errorf("%s is already a pigment package", m.Path)
 	}
@@ -540,7 +543,7 @@ func floatBytes(t weights.Tensor) int64 {
 // palettize compresses one tensor: float16 sources from their raw bits,
 // others through a float32 copy.
 func (c *converter) palettize(it item) (*palette.Tensor, error) {
-	opt := palette.Options{Bits: it.bits, Mode: c.s.Mode, GroupSize: c.s.GroupSize, TableF32: c.s.TableF32}
+	opt := palette.Options{Bits: it.bits, Mode: c.s.Mode, GroupSize: c.s.GroupSize, TableF32: c.s.TableF32, Pool: c.s.Kernels.Pool()}
 	shape := it.t.Shape()
 	n := weights.NumElements(it.t)
 	if r, ok := it.t.(*weights.Raw); ok && r.DType() == tensor.F16 {
@@ -570,45 +573,34 @@ func readBlocks(t weights.Tensor, dst []float32) {
 }
 
 // sqnr is palette.SQNR of p against the source tensor t, computed a block
-// of rows at a time by up to GOMAXPROCS goroutines (the sums are added in
-// a fixed order, so the result does not depend on their number).
+// of rows at a time on the kernels' workers (the sums are added in a
+// fixed order, so the result does not depend on their number).
 func (c *converter) sqnr(t weights.Tensor, p *palette.Tensor) float64 {
 	rows, rs := t.Shape()[0], weights.RowSize(t)
 	step := max(1, blockValues/max(rs, 1))
 	blocks := (rows + step - 1) / step
-	nw := min(runtime.GOMAXPROCS(0), blocks)
-	for len(c.scratch) < nw {
+	pool := c.s.Kernels.Pool()
+	for len(c.scratch) < pool.Size() {
 		c.scratch = append(c.scratch, new(sqnrScratch))
 	}
 	type sums struct{ sig, noise float64 }
 	part := make([]sums, blocks)
-	var next atomic.Int64
-	var wg sync.WaitGroup
-	for w := range nw {
+	pool.ForWorker(blocks, func(w, b int) {
 		s := c.scratch[w]
 		s.ref, s.got = grow(s.ref, step*rs), grow(s.got, step*rs)
-		wg.Go(func() {
-			for {
-				b := int(next.Add(1) - 1)
-				if b >= blocks {
-					return
-				}
-				lo, hi := b*step, min(rows, (b+1)*step)
-				n := (hi - lo) * rs
-				ref, got := s.ref[:n], s.got[:n]
-				t.ReadRows(ref, lo, hi)
-				p.ReadRows(got, lo, hi)
-				var sig, noise float64
-				for i, a := range ref {
-					d := float64(a) - float64(got[i])
-					sig += float64(a) * float64(a)
-					noise += d * d
-				}
-				part[b] = sums{sig, noise}
-			}
-		})
-	}
-	wg.Wait()
+		lo, hi := b*step, min(rows, (b+1)*step)
+		n := (hi - lo) * rs
+		ref, got := s.ref[:n], s.got[:n]
+		t.ReadRows(ref, lo, hi)
+		p.ReadRows(got, lo, hi)
+		var sig, noise float64
+		for i, a := range ref {
+			d := float64(a) - float64(got[i])
+			sig += float64(a) * float64(a)
+			noise += d * d
+		}
+		part[b] = sums{sig, noise}
+	})
 	var sig, noise float64
 	for _, s := range part {
 		sig += s.sig
@@ -620,7 +612,7 @@ func (c *converter) sqnr(t weights.Tensor, p *palette.Tensor) float64 {
 	return 10 * math.Log10(sig/noise)
 }
 
-// sqnrScratch holds one sqnr goroutine's buffers.
+// sqnrScratch holds one worker's sqnr buffers.
 type sqnrScratch struct{ ref, got []float32 }
 
 func grow[T any](s []T, n int) []T {

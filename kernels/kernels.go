@@ -13,7 +13,11 @@
 // network is built.
 package kernels
 
-import "github.com/pigment-sd/pigment/weights"
+import (
+	"github.com/pigment-sd/pigment/weights"
+
+	"github.com/pigment-sd/pigment/parallel"
+)
 
 // Conv2D describes a 2-D convolution over an NCHW input.
 type Conv2D struct {
@@ -72,6 +76,11 @@ type Attention struct {
 type Kernels interface {
 	// Name identifies the implementation (for logs and benchmarks).
 	Name() string
+
+	// Pool is the worker pool the kernels run on. Work of the networks
+	// outside the kernels (the VAE's band loops) runs on it too, so that
+	// a process never computes on more goroutines than its one pool has.
+	Pool() *parallel.Pool
 
 	// Linear computes dst[m,n] = Σ_k x[m,k]·w[n,k] + bias[n] for an
 	// [M,K] input and a weight of shape [N,K] (N = w.Shape()[0]); bias may

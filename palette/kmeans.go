@@ -4,10 +4,10 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"runtime"
 	"slices"
 	"sort"
-	"sync"
+
+	"github.com/pigment-sd/pigment/parallel"
 )
 
 // KMeans1D clusters the weighted points (values[i], weights[i]) into at
@@ -65,9 +65,12 @@ func KMeans1D(values, weights []float64, k int) (centroids []float64, cost float
 // solver runs the 1-D k-means dynamic programme; its buffers are reused
 // from one call to the next.
 type solver struct {
-	pre []prefix
-	cur []float64 // D[l][*]
-	arg []int32   // arg[l*(m+1)+j]: optimal start of the last cluster
+	// pool, when set, runs the two halves of each layer of large problems
+	// on two workers.
+	pool *parallel.Pool
+	pre  []prefix
+	cur  []float64 // D[l][*]
+	arg  []int32   // arg[l*(m+1)+j]: optimal start of the last cluster
 }
 
 // prefix holds the sums over the first i points (weight, weight·x,
@@ -117,8 +120,8 @@ func (s *solver) partition(xs, ws []float64, k int) []int {
 	}
 	s.cur = grow(s.cur, m+1)
 	s.arg = grow(s.arg, (k+1)*(m+1))
-	// Large layers are split over two goroutines when there are cores.
-	par := m >= 4096 && runtime.GOMAXPROCS(0) > 1
+	// Large layers are split over two workers when there are any.
+	par := m >= 4096 && s.pool != nil && s.pool.Size() > 1
 	for j := 1; j <= m; j++ {
 		s.cur[j] = s.cost(0, j)
 		s.arg[1*(m+1)+j] = 0
@@ -170,15 +173,18 @@ func (s *solver) layer(optPrev, opt []int32, jlo, jhi, ilo, ihi int) {
 }
 
 // layer2 is layer with the two halves of the top split computed on two
-// goroutines. They write disjoint parts of s.cur and opt and only read the
-// previous layer, so the result is the same.
+// workers of the pool. They write disjoint parts of s.cur and opt and only
+// read the previous layer, so the result is the same.
 func (s *solver) layer2(optPrev, opt []int32, jlo, jhi, ilo, ihi int) {
 	mid := (jlo + jhi) / 2
 	bi := s.row(optPrev, opt, mid, ilo, ihi)
-	var wg sync.WaitGroup
-	wg.Go(func() { s.layer(optPrev, opt, jlo, mid-1, ilo, bi) })
-	s.layer(optPrev, opt, mid+1, jhi, bi, ihi)
-	wg.Wait()
+	s.pool.For(2, func(half int) {
+		if half == 0 {
+			s.layer(optPrev, opt, jlo, mid-1, ilo, bi)
+		} else {
+			s.layer(optPrev, opt, mid+1, jhi, bi, ihi)
+		}
+	})
 }
 
 // row computes D[l][j] and opt(l, j) by scanning the candidates i in

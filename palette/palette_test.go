@@ -3,11 +3,11 @@ package palette
 import (
 	"math"
 	"math/rand/v2"
-	"runtime"
 	"slices"
 	"strings"
 	"testing"
 
+	"github.com/pigment-sd/pigment/parallel"
 	"github.com/pigment-sd/pigment/tensor"
 	"github.com/pigment-sd/pigment/weights"
 )
@@ -424,16 +424,37 @@ func TestNewValidates(t *testing.T) {
 	}
 }
 
+// TestDeterministic checks that the result does not depend on the pool:
+// grouped tables (the groups spread over the workers) and one large table
+// (its k-means layers split over two workers) come out the same on one,
+// two and three workers.
 func TestDeterministic(t *testing.T) {
 	r := rand.New(rand.NewPCG(21, 22))
-	vals := normal(r, 40*50, 0.1)
-	opt := Options{Bits: 3, GroupSize: 3}
-	a := mustPalettize(t, vals, []int{40, 50}, opt)
-	prev := runtime.GOMAXPROCS(1)
-	b := mustPalettize(t, vals, []int{40, 50}, opt)
-	runtime.GOMAXPROCS(prev)
-	if !slices.Equal(a.LUT(), b.LUT()) || !slices.Equal(a.Indices(), b.Indices()) {
-		t.Error("result depends on GOMAXPROCS")
+	grouped := normal(r, 40*50, 0.1)
+	large := normal(r, 64*512, 0.1)
+	for _, tc := range []struct {
+		vals  []float32
+		shape []int
+		opt   Options
+	}{
+		{grouped, []int{40, 50}, Options{Bits: 3, GroupSize: 3}},
+		{large, []int{64, 512}, Options{Bits: 8}},
+	} {
+		a := mustPalettize(t, tc.vals, tc.shape, tc.opt)
+		for _, threads := range []int{2, 3} {
+			pool := parallel.New(threads)
+			opt := tc.opt
+			opt.Pool = pool
+			pool.ResetPeak()
+			b := mustPalettize(t, tc.vals, tc.shape, opt)
+			if !slices.Equal(a.LUT(), b.LUT()) || !slices.Equal(a.Indices(), b.Indices()) {
+				t.Errorf("%v %d bits: result on %d workers differs from one worker's", tc.shape, tc.opt.Bits, threads)
+			}
+			if pool.Peak() > threads {
+				t.Errorf("%v: peak of %d workers on a pool of %d", tc.shape, pool.Peak(), threads)
+			}
+			pool.Close()
+		}
 	}
 }
 

@@ -3,11 +3,9 @@ package palette
 import (
 	"fmt"
 	"math"
-	"runtime"
 	"slices"
-	"sync"
-	"sync/atomic"
 
+	"github.com/pigment-sd/pigment/parallel"
 	"github.com/pigment-sd/pigment/tensor"
 )
 
@@ -39,6 +37,10 @@ type Options struct {
 	GroupSize int
 	// TableF32 stores the tables as float32 instead of float16.
 	TableF32 bool
+	// Pool runs the work on its workers: the groups of a grouped tensor,
+	// or the k-means programme of a single table. nil runs it on the
+	// calling goroutine alone.
+	Pool *parallel.Pool
 }
 
 // mode returns the mode, KMeans when empty, or an error if unknown.
@@ -66,7 +68,7 @@ func (o Options) mode() (Mode, error) {
 // TableF32.
 //
 // A tensor holding NaN or Inf is refused. The result does not depend on
-// the number of goroutines used (one per group, up to GOMAXPROCS).
+// the number of workers used (opt.Pool).
 func Palettize(name string, values []float32, shape []int, opt Options) (*Tensor, error) {
 	return palettize(name, source{f32: values}, len(values), shape, opt)
 }
@@ -181,24 +183,21 @@ func palettize(name string, src source, n int, shape []int, opt Options) (*Tenso
 		edges:   make([]edge, groups),
 		errs:    make([]error, groups),
 	}
-	nw := min(runtime.GOMAXPROCS(0), groups)
-	var next atomic.Int64
-	var wg sync.WaitGroup
-	for range nw {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			w := new(worker)
-			for {
-				g := int(next.Add(1) - 1)
-				if g >= groups {
-					return
-				}
-				j.errs[g] = j.group(w, g)
+	if p := opt.Pool; p != nil && p.Size() > 1 && groups > 1 {
+		workers := make([]*worker, p.Size())
+		p.ForWorker(groups, func(w, g int) {
+			if workers[w] == nil {
+				workers[w] = new(worker)
 			}
-		}()
+			j.errs[g] = j.group(workers[w], g)
+		})
+	} else {
+		w := new(worker)
+		w.solver.pool = opt.Pool
+		for g := range groups {
+			j.errs[g] = j.group(w, g)
+		}
 	}
-	wg.Wait()
 	for _, err := range j.errs {
 		if err != nil {
 			return nil, err

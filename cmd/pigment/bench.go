@@ -23,6 +23,7 @@ import (
 	"github.com/pigment-sd/pigment/model/vae"
 	"github.com/pigment-sd/pigment/nn"
 	"github.com/pigment-sd/pigment/palette"
+	"github.com/pigment-sd/pigment/parallel"
 	"github.com/pigment-sd/pigment/tensor"
 	"github.com/pigment-sd/pigment/weights"
 )
@@ -129,7 +130,7 @@ func runBench(cmd *cobra.Command, arg string, bf *benchFlags, ef *engineFlags) e
 
 	fmt.Fprintf(stderr, "building %s %s with random %s weights...\n", dir, arg, bf.weights)
 	t0 := time.Now()
-	comp, err := randmodel.Component(bf.model, net.Folder(), st, bf.seed)
+	comp, err := randmodel.Component(k.Pool(), bf.model, net.Folder(), st, bf.seed)
 	if err != nil {
 		return err
 	}
@@ -213,7 +214,7 @@ func runBench(cmd *cobra.Command, arg string, bf *benchFlags, ef *engineFlags) e
 	memstat.ResetPeak()
 	rssBefore := memstat.RSS()
 	rep := benchReport{Component: arg, Model: dir, Size: bf.size, Batch: batch, Weights: bf.weights, WeightBytes: wbytes,
-		Iterations: bf.iterations, Kernels: k.Name(), Threads: ef.threadCount(), CPU: cpuName(), GOOS: runtime.GOOS,
+		Iterations: bf.iterations, Kernels: k.Name(), Threads: k.Pool().Size(), CPU: cpuName(), GOOS: runtime.GOOS,
 		GOARCH: runtime.GOARCH, GoVersion: runtime.Version(), Attention: mode.String(), Date: time.Now().UTC().Format(time.RFC3339),
 		Env: benchEnv()}
 	var total time.Duration
@@ -347,7 +348,7 @@ func cpuName() string {
 
 func benchEnv() map[string]string {
 	env := map[string]string{}
-	for _, k := range []string{"GOMAXPROCS", "PIGMENT_NOASM", "OPENBLAS_CORETYPE", "GOAMD64", "GOEXPERIMENT"} {
+	for _, k := range []string{"GOMAXPROCS", parallel.EnvThreads, "PIGMENT_NOASM", "OPENBLAS_CORETYPE", "GOAMD64", "GOEXPERIMENT"} {
 		if v, ok := os.LookupEnv(k); ok {
 			env[k] = v
 		}

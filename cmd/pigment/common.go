@@ -3,7 +3,6 @@ package main
 import (
 	"errors"
 	"fmt"
-	"runtime"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -13,6 +12,7 @@ import (
 	"github.com/pigment-sd/pigment/kernels"
 	"github.com/pigment-sd/pigment/kernels/cpu"
 	"github.com/pigment-sd/pigment/kernels/ref"
+	"github.com/pigment-sd/pigment/parallel"
 )
 
 // engineFlags are the flags every command that runs a network takes.
@@ -24,7 +24,7 @@ type engineFlags struct {
 }
 
 func (f *engineFlags) register(cmd *cobra.Command) {
-	cmd.Flags().IntVar(&f.threads, "threads", 0, "worker threads (0: one per CPU)")
+	cmd.Flags().IntVar(&f.threads, "threads", 0, "worker threads of the one compute pool (0: $"+parallel.EnvThreads+", else one per CPU)")
 	cmd.Flags().StringVar(&f.kernels, "kernels", "cpu", "kernel implementation: cpu (fast) or ref (plain reference, slow)")
 	cmd.Flags().StringVar(&f.attention, "attention", "chunked", "attention implementation: chunked or original")
 	cmd.Flags().IntVar(&f.chunk, "attention-chunk", kernels.DefaultChunk, "query chunk size of chunked attention")
@@ -50,19 +50,12 @@ func (f *engineFlags) build() (kernels.Kernels, kernels.AttentionMode, func(), e
 	}
 	switch f.kernels {
 	case "cpu":
-		k := cpu.New(f.threads)
-		return k, mode, k.Close, nil
+		pool := parallel.New(f.threads)
+		return cpu.NewWithPool(pool), mode, pool.Close, nil
 	case "ref":
 		return ref.New(), mode, func() {}, nil
 	}
 	return nil, 0, nil, fmt.Errorf("--kernels %q: want cpu or ref", f.kernels)
-}
-
-func (f *engineFlags) threadCount() int {
-	if f.threads > 0 {
-		return f.threads
-	}
-	return runtime.GOMAXPROCS(0)
 }
 
 // errNoModel is the error of a command that needs --model without one.

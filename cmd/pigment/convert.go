@@ -134,7 +134,7 @@ func runConvert(cmd *cobra.Command, cf *convertFlags, mf *modelFlags, ef *engine
 	case cf.random != "" && mf.model != "":
 		return fmt.Errorf("give either --model or --random-weights, not both")
 	case cf.random != "":
-		m, err = randmodel.Model(cf.random, "f16", 1)
+		m, err = randmodel.Model(k.Pool(), cf.random, "f16", 1)
 	case mf.model == "":
 		return errNoModel
 	default:

@@ -141,7 +141,7 @@ func runGenerate(cmd *cobra.Command, g *generateFlags, mf *modelFlags, ef *engin
 			return fmt.Errorf("give either --model or --random-weights, not both")
 		}
 		fmt.Fprintf(stderr, "building a random-weight %s model (%s)...\n", g.random, g.randomWeights)
-		if ck, err = randmodel.Model(g.random, g.randomWeights, 1); err != nil {
+		if ck, err = randmodel.Model(k.Pool(), g.random, g.randomWeights, 1); err != nil {
 			return err
 		}
 		// Random weights live on the Go heap (a real model's are

@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"math"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -18,7 +19,6 @@ import (
 	"github.com/pigment-sd/pigment/hub/hubtest"
 	"github.com/pigment-sd/pigment/internal/fixtures"
 	"github.com/pigment-sd/pigment/palette"
-	"os/exec"
 )
 
 // runCLI runs pigment in-process with args and returns its output.

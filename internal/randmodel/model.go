@@ -20,6 +20,7 @@ import (
 	"github.com/pigment-sd/pigment/model/unet"
 	"github.com/pigment-sd/pigment/model/vae"
 	"github.com/pigment-sd/pigment/palette"
+	"github.com/pigment-sd/pigment/parallel"
 	"github.com/pigment-sd/pigment/tensor"
 	"github.com/pigment-sd/pigment/weights"
 )
@@ -99,8 +100,8 @@ func Shapes(c component.Name, cfg []byte) (map[string][]int, error) {
 }
 
 // Component builds component folder c of the official config name with
-// random weights stored as st.
-func Component(name string, c component.Name, st Storage, seed uint64) (*checkpoint.Component, error) {
+// random weights stored as st, generated on pool's workers.
+func Component(pool *parallel.Pool, name string, c component.Name, st Storage, seed uint64) (*checkpoint.Component, error) {
 	dir, err := Config(name)
 	if err != nil {
 		return nil, err
@@ -113,9 +114,9 @@ func Component(name string, c component.Name, st Storage, seed uint64) (*checkpo
 	if err != nil {
 		return nil, err
 	}
-	src := randweights.New(shapes, seed, st.DType)
+	src := randweights.New(pool, shapes, seed, st.DType)
 	if st.Bits > 0 {
-		if src, err = Palettize(src, st.Bits); err != nil {
+		if src, err = Palettize(pool, src, st.Bits); err != nil {
 			return nil, err
 		}
 	}
@@ -126,7 +127,7 @@ func Component(name string, c component.Name, st Storage, seed uint64) (*checkpo
 // sd21) with deterministic random weights in memory, stored as spec (see
 // ParseStorage): enough to run the whole pipeline without a download. Its
 // images are noise.
-func Model(name, spec string, seed uint64) (*checkpoint.Model, error) {
+func Model(pool *parallel.Pool, name, spec string, seed uint64) (*checkpoint.Model, error) {
 	dir, err := Config(name)
 	if err != nil {
 		return nil, fmt.Errorf("random weights: %w", err)
@@ -140,7 +141,7 @@ func Model(name, spec string, seed uint64) (*checkpoint.Model, error) {
 		return nil, err
 	}
 	for _, c := range component.Folders() {
-		comp, err := Component(name, c, st, seed)
+		comp, err := Component(pool, name, c, st, seed)
 		if err != nil {
 			return nil, err
 		}
@@ -161,8 +162,9 @@ func Model(name, spec string, seed uint64) (*checkpoint.Model, error) {
 
 // Palettize palettizes the weights pigment convert palettizes by default
 // (Linear and Conv weights of at least convert.DefaultMinSize elements,
-// stored as float16) with n-bit k-means; the others are kept as they are.
-func Palettize(src weights.Source, bits int) (weights.Source, error) {
+// stored as float16) with n-bit k-means on pool's workers; the others are
+// kept as they are.
+func Palettize(pool *parallel.Pool, src weights.Source, bits int) (weights.Source, error) {
 	out := weights.Map{}
 	for _, name := range src.Names() {
 		t, _ := src.Tensor(name)
@@ -177,7 +179,7 @@ func Palettize(src weights.Source, bits int) (weights.Source, error) {
 		for i := range h {
 			h[i] = binary.LittleEndian.Uint16(b[2*i:])
 		}
-		p, err := palette.PalettizeF16(name, h, shape, palette.Options{Bits: bits})
+		p, err := palette.PalettizeF16(name, h, shape, palette.Options{Bits: bits, Pool: pool})
 		if err != nil {
 			return nil, err
 		}

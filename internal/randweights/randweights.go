@@ -10,10 +10,9 @@ import (
 	"hash/fnv"
 	"math"
 	"math/rand/v2"
-	"runtime"
 	"strings"
-	"sync"
 
+	"github.com/pigment-sd/pigment/parallel"
 	"github.com/pigment-sd/pigment/tensor"
 	"github.com/pigment-sd/pigment/weights"
 )
@@ -24,8 +23,9 @@ import (
 // other entries. Values are uniform with a chosen standard deviation:
 // 1-D ".weight" tensors (norm scales) 1 ± 0.1, other 1-D tensors (biases)
 // 0.05, everything else 1/sqrt(fan_in) where fan_in is the row size
-// (in·kh·kw for a convolution). Tensors are generated in parallel.
-func New(shapes map[string][]int, seed uint64, dtype tensor.DType) weights.Source {
+// (in·kh·kw for a convolution). Tensors are generated on p's workers
+// (nil: on the calling goroutine).
+func New(p *parallel.Pool, shapes map[string][]int, seed uint64, dtype tensor.DType) weights.Source {
 	switch dtype {
 	case tensor.F32, tensor.F16, tensor.BF16:
 	default:
@@ -35,24 +35,19 @@ func New(shapes map[string][]int, seed uint64, dtype tensor.DType) weights.Sourc
 	for n := range shapes {
 		names = append(names, n)
 	}
-	out := make(weights.Map, len(names))
-	var (
-		mu  sync.Mutex
-		wg  sync.WaitGroup
-		sem = make(chan struct{}, runtime.GOMAXPROCS(0))
-	)
-	for _, name := range names {
-		wg.Add(1)
-		sem <- struct{}{}
-		go func() {
-			defer func() { <-sem; wg.Done() }()
-			t := randomTensor(name, shapes[name], seed, dtype)
-			mu.Lock()
-			out[name] = t
-			mu.Unlock()
-		}()
+	ts := make([]*weights.Raw, len(names))
+	gen := func(i int) { ts[i] = randomTensor(names[i], shapes[names[i]], seed, dtype) }
+	if p != nil {
+		p.For(len(names), gen)
+	} else {
+		for i := range names {
+			gen(i)
+		}
 	}
-	wg.Wait()
+	out := make(weights.Map, len(names))
+	for i, n := range names {
+		out[n] = ts[i]
+	}
 	return out
 }
 

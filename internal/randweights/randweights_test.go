@@ -2,14 +2,18 @@ package randweights
 
 import (
 	"math"
+	"slices"
 	"testing"
 
+	"github.com/pigment-sd/pigment/parallel"
 	"github.com/pigment-sd/pigment/tensor"
 	"github.com/pigment-sd/pigment/weights"
-	"slices"
 )
 
 func TestNew(t *testing.T) {
+	// Generated on 3 workers or on one, the values are the same.
+	pool := parallel.New(3)
+	defer pool.Close()
 	shapes := map[string][]int{
 		"conv.weight": {64, 32, 3, 3},
 		"conv.bias":   {64},
@@ -18,9 +22,9 @@ func TestNew(t *testing.T) {
 	}
 	for _, dtype := range []tensor.DType{tensor.F32, tensor.F16, tensor.BF16} {
 		t.Run(string(dtype), func(t *testing.T) {
-			a := New(shapes, 7, dtype)
-			b := New(map[string][]int{"conv.weight": {64, 32, 3, 3}}, 7, dtype)
-			c := New(shapes, 8, dtype)
+			a := New(nil, shapes, 7, dtype)
+			b := New(pool, map[string][]int{"conv.weight": {64, 32, 3, 3}}, 7, dtype)
+			c := New(nil, shapes, 8, dtype)
 			if len(a.Names()) != len(shapes) {
 				t.Fatalf("%d tensors, want %d", len(a.Names()), len(shapes))
 			}
@@ -93,7 +97,7 @@ func BenchmarkNewF16(b *testing.B) {
 	shapes := map[string][]int{"a": {1280, 1280, 3, 3}, "b": {2560, 1280}}
 	b.SetBytes(2 * (1280*1280*9 + 2560*1280))
 	for b.Loop() {
-		New(shapes, 1, tensor.F16)
+		New(nil, shapes, 1, tensor.F16)
 	}
 }
 

@@ -2,6 +2,7 @@ package testmodel
 
 import (
 	"github.com/pigment-sd/pigment/kernels"
+	"github.com/pigment-sd/pigment/parallel"
 	"github.com/pigment-sd/pigment/weights"
 )
 
@@ -12,6 +13,8 @@ type NullKernels struct{}
 
 var _ kernels.Kernels = NullKernels{}
 
+// Pool implements kernels.Kernels with a pool of one worker.
+func (NullKernels) Pool() *parallel.Pool                                                { return parallel.New(1) }
 func (NullKernels) Name() string                                                        { return "null" }
 func (NullKernels) Linear(dst, x []float32, M, K int, w weights.Tensor, bias []float32) {}
 func (NullKernels) MatMul(dst, a, b []float32, M, N, K int, transB bool)                {}

@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/pigment-sd/pigment/kernels/kerneltest"
+	"github.com/pigment-sd/pigment/parallel"
 	"github.com/pigment-sd/pigment/tensor"
 )
 
@@ -27,7 +28,7 @@ func BenchmarkKernels(b *testing.B) {
 func BenchmarkLevels(b *testing.B) {
 	for _, is := range allLevels() {
 		b.Run(is.name, func(b *testing.B) {
-			k := newKernels(1, is)
+			k := newKernels(parallel.New(1), true, is)
 			defer k.Close()
 			kerneltest.BenchLinear(b, k, kerneltest.GEMMShape{Name: "1024x1024x1024", M: 1024, K: 1024, N: 1024, DType: tensor.F32})
 		})

@@ -34,6 +34,7 @@ import (
 	"sync/atomic"
 
 	"github.com/pigment-sd/pigment/kernels"
+	"github.com/pigment-sd/pigment/parallel"
 	"github.com/pigment-sd/pigment/weights"
 )
 
@@ -58,13 +59,19 @@ type Kernels struct {
 
 var _ kernels.Kernels = (*Kernels)(nil)
 
-// New returns kernels that run on threads worker goroutines (the caller's
-// plus threads-1 helpers); threads <= 0 means GOMAXPROCS. The assembly
-// kernels are used when the CPU supports them, unless the environment
-// variable PIGMENT_NOASM is set to a true value (1, true) or the binary
-// was built with the tag purego.
+// New returns kernels that run on a pool of their own of threads worker
+// goroutines (the caller's plus threads-1 helpers); threads <= 0 means
+// parallel.Threads(). The assembly kernels are used when the CPU supports
+// them, unless the environment variable PIGMENT_NOASM is set to a true
+// value (1, true) or the binary was built with the tag purego.
 func New(threads int) *Kernels {
-	return newKernels(threads, isaFor(noASM()))
+	return newKernels(parallel.New(threads), true, isaFor(noASM()))
+}
+
+// NewWithPool returns kernels that run on p, the process's shared pool;
+// Close leaves p running.
+func NewWithPool(p *parallel.Pool) *Kernels {
+	return newKernels(p, false, isaFor(noASM()))
 }
 
 // noASM reports whether the environment turns the assembly off.
@@ -73,11 +80,8 @@ func noASM() bool {
 	return v
 }
 
-func newKernels(threads int, is *isa) *Kernels {
-	if threads <= 0 {
-		threads = runtime.GOMAXPROCS(0)
-	}
-	k := &Kernels{is: is, threads: threads, pool: newPool(threads),
+func newKernels(par *parallel.Pool, owned bool, is *isa) *Kernels {
+	k := &Kernels{is: is, threads: par.Size(), pool: newPool(par, owned),
 		tune: tuning{streamBudget: streamBudget, streamSlabMax: streamSlabMax}}
 	// The helpers reference only the pool, never k, so an unreachable
 	// Kernels is collected and its helpers stopped even without Close.
@@ -85,8 +89,12 @@ func newKernels(threads int, is *isa) *Kernels {
 	return k
 }
 
-// Close stops the worker goroutines. The Kernels must not be used after.
+// Close stops the worker goroutines of kernels made with New. The Kernels
+// must not be used after.
 func (k *Kernels) Close() { k.pool.close() }
+
+// Pool implements kernels.Kernels: the pool the kernels run on.
+func (k *Kernels) Pool() *parallel.Pool { return k.pool.par }
 
 // Trim drops the scratch buffers (packed panels, attention score blocks),
 // which otherwise keep the size of the largest operation so far, so that

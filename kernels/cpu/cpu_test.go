@@ -12,6 +12,7 @@ import (
 	"github.com/pigment-sd/pigment/kernels"
 	"github.com/pigment-sd/pigment/kernels/kerneltest"
 	"github.com/pigment-sd/pigment/palette"
+	"github.com/pigment-sd/pigment/parallel"
 	"github.com/pigment-sd/pigment/tensor"
 	"github.com/pigment-sd/pigment/weights"
 )
@@ -23,7 +24,7 @@ func TestConformance(t *testing.T) {
 	for _, is := range allLevels() {
 		for _, threads := range []int{1, 3} {
 			t.Run(fmt.Sprintf("%s/threads%d", is.name, threads), func(t *testing.T) {
-				k := newKernels(threads, is)
+				k := newKernels(parallel.New(threads), true, is)
 				defer k.Close()
 				kerneltest.Run(t, k)
 			})
@@ -44,7 +45,7 @@ func TestStreamSchedule(t *testing.T) {
 				continue
 			}
 			t.Run(fmt.Sprintf("%s/threads%d_budget%d", is.name, c.threads, c.budget), func(t *testing.T) {
-				k := newKernels(c.threads, is)
+				k := newKernels(parallel.New(c.threads), true, is)
 				defer k.Close()
 				k.tune = tuning{streamBudget: c.budget, streamSlabMax: streamSlabMax, forceStream: true}
 				kerneltest.Run(t, k)
@@ -132,9 +133,9 @@ func TestDeterministic(t *testing.T) {
 		return s
 	}
 	is := isaFor(false)
-	k1 := newKernels(1, is)
+	k1 := newKernels(parallel.New(1), true, is)
 	defer k1.Close()
-	k3 := newKernels(3, is)
+	k3 := newKernels(parallel.New(3), true, is)
 	defer k3.Close()
 
 	const M, K, N = 150, 700, 90

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/pigment-sd/pigment/kernels"
+	"github.com/pigment-sd/pigment/parallel"
 	"github.com/pigment-sd/pigment/weights"
 )
 
@@ -82,6 +83,9 @@ func (p *Kernels) add(cat string, flops float64, start time.Time) {
 
 // Name implements kernels.Kernels.
 func (p *Kernels) Name() string { return p.K.Name() }
+
+// Pool implements kernels.Kernels: the wrapped kernels' pool.
+func (p *Kernels) Pool() *parallel.Pool { return p.K.Pool() }
 
 // Linear implements kernels.Kernels.
 func (p *Kernels) Linear(dst, x []float32, M, K int, w weights.Tensor, bias []float32) {

@@ -6,18 +6,30 @@ package ref
 
 import (
 	"math"
+	"sync"
 
 	"github.com/pigment-sd/pigment/kernels"
+	"github.com/pigment-sd/pigment/parallel"
 	"github.com/pigment-sd/pigment/weights"
 )
 
 // Kernels is the reference implementation. The zero value is ready to use.
-type Kernels struct{}
+type Kernels struct {
+	once sync.Once
+	pool *parallel.Pool
+}
 
 // New returns the reference kernels.
 func New() *Kernels { return &Kernels{} }
 
 var _ kernels.Kernels = (*Kernels)(nil)
+
+// Pool implements kernels.Kernels: the reference kernels compute on the
+// caller's goroutine alone, and so does their pool.
+func (k *Kernels) Pool() *parallel.Pool {
+	k.once.Do(func() { k.pool = parallel.New(1) })
+	return k.pool
+}
 
 // Name implements kernels.Kernels.
 func (*Kernels) Name() string { return "ref" }

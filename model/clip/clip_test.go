@@ -121,7 +121,7 @@ func TestRandomWeights(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	src := randweights.New(WeightShapes(cfg), 1, tensor.F16)
+	src := randweights.New(nil, WeightShapes(cfg), 1, tensor.F16)
 	m, err := New(tinyConfig(), src, ref.New())
 	if err != nil {
 		t.Fatal(err)

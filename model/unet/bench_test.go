@@ -52,7 +52,7 @@ func BenchmarkUNetSD15Step512(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	u, err := New(data, randweights.New(WeightShapes(cfg), 1, tensor.F16), k)
+	u, err := New(data, randweights.New(k.Pool(), WeightShapes(cfg), 1, tensor.F16), k)
 	if err != nil {
 		b.Fatal(err)
 	}

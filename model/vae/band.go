@@ -2,11 +2,10 @@ package vae
 
 import (
 	"math"
-	"runtime"
-	"sync"
 
 	"github.com/pigment-sd/pigment/kernels"
 	"github.com/pigment-sd/pigment/nn"
+	"github.com/pigment-sd/pigment/parallel"
 )
 
 // Band processing.
@@ -31,7 +30,7 @@ import (
 // (TestBandsMatchLayers); at 512x512 with random SD 1.5 weights and
 // kernels/cpu the decoded image (std 0.5) differs from them by at most
 // 2.1e-6 and the encoded moments by 5.2e-6, against the fixtures' margin
-// of 1e-4. These loops run in Go, on all cores.
+// of 1e-4. These loops run in Go, on the kernels' worker pool.
 //
 // With that, a ResnetBlock2D holds at most its input and conv1's output
 // (or, with a 1x1 shortcut, its input shrinking while conv1's and the
@@ -92,11 +91,11 @@ func newMoments(groups int) *moments {
 // is summed in one pass around a shift (the mean so far, or the band's
 // first value), which keeps the float64 sums exact to far below float32
 // precision; bands are merged with Chan's update.
-func (m *moments) add(x *act, y0, y1 int) {
+func (m *moments) add(p *parallel.Pool, x *act, y0, y1 int) {
 	cpg := x.c / m.groups
 	nb := float64(cpg * (y1 - y0) * x.w)
 	n := m.n + nb
-	parallel(m.groups, func(g int) {
+	p.For(m.groups, func(g int) {
 		shift := m.mean[g]
 		if m.n == 0 {
 			x.segments(g*cpg, y0, y0+1, func(s []float32) { shift = float64(s[0]) })
@@ -137,29 +136,6 @@ func shiftedSums(x []float32, shift float64) (sum, sq float64) {
 	return s0 + s1, q0 + q1
 }
 
-// parallel calls f(i) for every i in [0, n), spread over GOMAXPROCS
-// goroutines.
-func parallel(n int, f func(i int)) {
-	workers := min(runtime.GOMAXPROCS(0), n)
-	if workers <= 1 {
-		for i := range n {
-			f(i)
-		}
-		return
-	}
-	var wg sync.WaitGroup
-	for w := range workers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := w * n / workers; i < (w+1)*n/workers; i++ {
-				f(i)
-			}
-		}()
-	}
-	wg.Wait()
-}
-
 // normStats are a GroupNorm's statistics over a whole image, to apply it
 // (with SiLU) a band at a time.
 type normStats struct {
@@ -169,11 +145,11 @@ type normStats struct {
 
 // stats returns gn's statistics over x, from the moments x's producer
 // accumulated or else from a pass over x.
-func (x *act) stats(gn *nn.GroupNorm) *normStats {
+func (x *act) stats(p *parallel.Pool, gn *nn.GroupNorm) *normStats {
 	m := x.mom
 	if m == nil || m.groups != gn.Groups || m.n != float64(x.c/gn.Groups*x.h*x.w) {
 		m = newMoments(gn.Groups)
-		m.add(x, 0, x.h)
+		m.add(p, x, 0, x.h)
 		x.mom = m
 	}
 	s := &normStats{gn: gn, mean: m.mean, inv: make([]float64, gn.Groups)}
@@ -192,7 +168,7 @@ func gather(k kernels.Kernels, dst []float32, x *act, lo, hi int, st *normStats)
 	}
 	n, w := hi-lo, x.w
 	cpg := x.c / st.gn.Groups
-	parallel(x.c, func(ch int) {
+	k.Pool().For(x.c, func(ch int) {
 		mean, inv := st.mean[ch/cpg], st.inv[ch/cpg]
 		gamma, beta := st.gn.Gamma[ch], st.gn.Beta[ch]
 		out := dst[ch*n*w : (ch+1)*n*w]
@@ -251,7 +227,7 @@ func (v *VAE) conv(ctx *nn.Ctx, l *nn.Conv2d, x *act, st *normStats, consume boo
 		gather(k, gb, x, lo, hi, st)
 		k.Conv2D(y.addRows(ctx, a, b), gb, convAt(l, x.c, hi-lo, x.w, pt, pb), l.Weight, l.Bias)
 		if y.mom != nil {
-			y.mom.add(y, a, b)
+			y.mom.add(k.Pool(), y, a, b)
 		}
 		if consume {
 			next, _, _, _ := inputRows(l, b, b+1, x.h)
@@ -282,7 +258,7 @@ func (v *VAE) upsample(ctx *nn.Ctx, u *nn.Upsample2D, x *act) *act {
 		b := min(a+rows, H)
 		lo, hi, pt, pb := inputRows(l, a, b, H)
 		n := hi - lo
-		parallel(c, func(ch int) {
+		k.Pool().For(c, func(ch int) {
 			for r := lo; r < hi; r++ {
 				dst := up[(ch*n+r-lo)*W : (ch*n+r-lo+1)*W]
 				for i, val := range x.row(ch, r/2) {
@@ -292,7 +268,7 @@ func (v *VAE) upsample(ctx *nn.Ctx, u *nn.Upsample2D, x *act) *act {
 		})
 		x.freeAbove(ctx, (b-1)/2) // the next band starts reading at row (b-1)/2
 		k.Conv2D(y.addRows(ctx, a, b), up[:c*n*W], convAt(l, c, n, W, pt, pb), l.Weight, l.Bias)
-		y.mom.add(y, a, b)
+		y.mom.add(k.Pool(), y, a, b)
 	}
 	x.free(ctx)
 	ctx.Arena.Put(up)
@@ -310,7 +286,7 @@ func (v *VAE) resnet(ctx *nn.Ctx, r *nn.ResnetBlock2D, x *act, stats bool) *act 
 	c1, c2 := r.Conv1, r.Conv2
 	h, w := x.h, x.w
 	rows := v.rowsFor(r.Out, w)
-	norm1 := x.stats(r.Norm1)
+	norm1 := x.stats(k.Pool(), r.Norm1)
 	g := getBuf(ctx, max(r.In, r.Out)*maxInputRows(c1, rows, h)*w)
 	hid := newRows(r.Out, h, w)
 	hid.mom = newMoments(r.Norm2.Groups)
@@ -333,7 +309,7 @@ func (v *VAE) resnet(ctx *nn.Ctx, r *nn.ResnetBlock2D, x *act, stats bool) *act 
 			k.Conv2D(short.addRows(ctx, a, b), rb, convAt(r.Shortcut, r.In, b-a, w, 0, 0), r.Shortcut.Weight, r.Shortcut.Bias)
 		}
 		k.Conv2D(hid.addRows(ctx, a, b), gb, convAt(c1, r.In, hi-lo, w, pt, pb), c1.Weight, c1.Bias)
-		hid.mom.add(hid, a, b)
+		hid.mom.add(k.Pool(), hid, a, b)
 	}
 	ctx.Arena.Put(raw)
 	res := x
@@ -342,7 +318,7 @@ func (v *VAE) resnet(ctx *nn.Ctx, r *nn.ResnetBlock2D, x *act, stats bool) *act 
 		res = short
 	}
 
-	norm2 := hid.stats(r.Norm2)
+	norm2 := hid.stats(k.Pool(), r.Norm2)
 	res.mom = nil
 	if stats {
 		res.mom = newMoments(v.cfg.NormNumGroups)
@@ -359,7 +335,7 @@ func (v *VAE) resnet(ctx *nn.Ctx, r *nn.ResnetBlock2D, x *act, stats bool) *act 
 		k.Conv2D(ob, gb, convAt(c2, r.Out, hi-lo, w, pt, pb), c2.Weight, c2.Bias)
 		addInto(k, res, ob, a, b)
 		if stats {
-			res.mom.add(res, a, b)
+			res.mom.add(k.Pool(), res, a, b)
 		}
 	}
 	hid.free(ctx)

@@ -418,7 +418,7 @@ func (v *VAE) decode(z []float32, h, w int, img []float32, em *emitter) {
 		}
 		em.emit("decoder.up_blocks."+strconv.Itoa(i), x)
 	}
-	y := v.conv(c, d.convOut, x, x.stats(d.normOut), true)
+	y := v.conv(c, d.convOut, x, x.stats(c.K.Pool(), d.normOut), true)
 	y.copyRows(img, 0, y.h)
 	y.free(c)
 }
@@ -482,7 +482,7 @@ func (v *VAE) encode(img []float32, h, w int, em *emitter) *act {
 	}
 	x = v.mid(c, e, x)
 	em.emit("encoder.mid_block", x)
-	m := v.conv(c, e.convOut, x, x.stats(e.normOut), true)
+	m := v.conv(c, e.convOut, x, x.stats(c.K.Pool(), e.normOut), true)
 	if v.quantConv != nil {
 		m = v.conv(c, v.quantConv, m, nil, true)
 		em.emit("quant_conv", m)
